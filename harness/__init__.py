@@ -1,0 +1,26 @@
+"""harness: a plugin-based benchmark harness for sequence models.
+
+The core knows nothing of any particular task or model: tasks and models arrive as plugins
+through the ``harness`` entry-point group, built-ins included.
+"""
+
+from harness.hookspecs import hookimpl
+from harness.model import Model
+from harness.task import Recipe, Task, TaskData, TaskShape
+
+__version__ = "0.1.0"
+
+#: The plugin contract this harness speaks. A plugin may declare ``HARNESS_API`` in its module;
+#: a different major version is refused with a clear message instead of failing mid-training.
+PLUGIN_API_VERSION = 1
+
+__all__ = [
+    "hookimpl",
+    "Model", "PLUGIN_API_VERSION", "Recipe", "Task", "TaskData", "TaskShape", "run"]
+
+
+def run(*args, **kwargs):
+    """Run a grid and return the per-cell table as a pandas DataFrame (see ``harness.api.run``)."""
+    from harness.api import run as _run
+
+    return _run(*args, **kwargs)

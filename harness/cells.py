@@ -1,0 +1,139 @@
+"""A cell (one task x model x seed) and the function that runs one, in any process.
+
+``execute_cell`` is a top-level function of plain inputs and outputs so a process pool can
+run it; it never raises for a cell's own failure: the failure becomes the cell's record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from harness.task import Recipe
+
+STATUS_OK, STATUS_FAILED, STATUS_DIVERGED, STATUS_NA = "ok", "failed", "diverged", "n/a"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Everything that determines one cell's result, and nothing that does not."""
+
+    task: str
+    model: str
+    seed: int
+    recipe: Recipe
+    device: str
+    task_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cell_id(self) -> str:
+        return f"{self.task}__{self.model}__seed{self.seed}"
+
+    def config(self) -> dict[str, Any]:
+        import torch
+
+        from harness import PLUGIN_API_VERSION, __version__
+
+        return {
+            "task": self.task,
+            "task_options": self.task_options,
+            "model": self.model,
+            "seed": self.seed,
+            "recipe": asdict(self.recipe),
+            "device": self.device,
+            "dtype": "float32",
+            "harness": __version__,
+            "plugin_api": PLUGIN_API_VERSION,
+            "torch": torch.__version__,
+        }
+
+    def config_hash(self) -> str:
+        """Hash of the full resolved config: a resume reuses a result only if this matches."""
+        text = json.dumps(self.config(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def _plugins():
+    from harness.plugins import load_plugins
+
+    return load_plugins()
+
+
+def base_record(cell: Cell) -> dict[str, Any]:
+    r = cell.recipe
+    return {
+        "cell_id": cell.cell_id,
+        "task": cell.task,
+        "model": cell.model,
+        "seed": cell.seed,
+        "config_hash": cell.config_hash(),
+        "device": cell.device,
+        "dtype": "float32",
+        "epochs": r.epochs,
+        "batch_size": r.batch_size,
+        "hidden_size": r.hidden_size,
+        "num_layers": r.num_layers,
+        "optimizer": r.optimizer,
+        "lr": r.lr,
+    }
+
+
+def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -> dict[str, Any]:
+    """Run one cell and return its record: metrics, curve, samples, and weights on request."""
+    import torch
+
+    from harness.device import device_name, resolve_device
+    from harness.train import Diverged, train_cell
+
+    registry = registry or _plugins()
+    record = base_record(cell)
+    record.update(
+        threads=torch.get_num_threads(),
+        torch_version=torch.__version__,
+        python_version=platform.python_version(),
+    )
+    started = time.perf_counter()
+    try:
+        device = resolve_device(cell.device)
+        record["device_name"] = device_name(device)
+        task = registry.tasks[cell.task].with_options(**cell.task_options)
+        outcome = train_cell(
+            task, registry.models[cell.model], cell.seed, device, cell.recipe,
+            keep_weights=keep_weights,
+        )
+    except Diverged as exc:
+        record.update(status=STATUS_DIVERGED, error=str(exc.args[0]), curve=exc.args[1])
+    except Exception as exc:  # a cell that raises is recorded, and every other cell runs
+        origin = registry.origins.get(("model", cell.model))
+        where = f" [model plugin {origin}]" if origin else ""
+        record.update(
+            status=STATUS_FAILED,
+            error=f"{type(exc).__name__}: {exc}{where}".splitlines()[0],
+            traceback=traceback.format_exc(),
+            curve=[],
+        )
+    else:
+        record.update(status=STATUS_OK, **outcome.metrics, curve=outcome.curve)
+        record["samples"] = outcome.samples
+        if keep_weights:
+            record["state_dict"] = outcome.state_dict
+    record["wall_seconds"] = time.perf_counter() - started
+    return record
+
+
+def init_worker(threads: int) -> None:
+    """Process-pool initializer: limit torch's threads so workers do not fight over cores."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass

@@ -1,0 +1,169 @@
+"""Per-task leaderboards: seeds aggregated to mean, 95% interval and n; honest ranks.
+
+Ranks are by the task's held-out primary metric. A model's rank is one plus the number of
+models whose whole 95% interval lies on the better side of its own, so models whose intervals
+overlap share a rank ("not separable") rather than being ordered by noise. With one seed there
+is no interval and ranks follow the values.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+#: Held-out metrics shown in every leaderboard, with their training counterparts beside them.
+SHOWN = [
+    ("test_loss", "train_loss"),
+    ("test_perplexity", "train_perplexity"),
+    ("test_accuracy", "train_accuracy"),
+]
+SPEED = ["params", "train_throughput", "infer_throughput"]
+
+
+def interval(values: pd.Series) -> tuple[float, float, int]:
+    """Mean, half-width of the two-sided 95% t interval (NaN for n < 2), and n."""
+    from scipy import stats
+
+    clean = pd.to_numeric(values, errors="coerce").dropna()
+    n = len(clean)
+    if n == 0:
+        return math.nan, math.nan, 0
+    mean = float(clean.mean())
+    if n < 2:
+        return mean, math.nan, n
+    half = float(stats.t.ppf(0.975, n - 1) * clean.std(ddof=1) / math.sqrt(n))
+    return mean, half, n
+
+
+def aggregate(cells: pd.DataFrame, task: str, meta: dict[str, Any]) -> pd.DataFrame:
+    """One row per model of ``task``: mean, ci95 and n of every numeric metric, plus rank."""
+    ok = cells[(cells["task"] == task) & (cells["status"] == "ok")]
+    numeric = [
+        c
+        for c in ok.columns
+        if c not in ("seed",) and pd.api.types.is_numeric_dtype(pd.to_numeric(ok[c], errors="coerce"))
+        and ok[c].notna().any() and ok[c].map(lambda v: not isinstance(v, (bool, str))).all()
+    ]
+    rows = []
+    for model, group in ok.groupby("model", sort=False):
+        row: dict[str, Any] = {"model": model}
+        for column in numeric:
+            mean, half, n = interval(group[column])
+            row[column], row[f"{column}_ci95"], row[f"{column}_n"] = mean, half, n
+        for column in ok.columns:
+            if column.startswith("task_") and column not in numeric:
+                values = group[column].dropna().tolist()
+                row[column] = _summarize_labels(values)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    primary, higher = meta["primary_metric"], meta["higher_is_better"]
+    frame["rank"] = [_rank(frame, i, primary, higher) for i in range(len(frame))]
+    counts = frame["rank"].value_counts()
+    frame["separable"] = frame["rank"].map(lambda r: counts[r] == 1)
+    optimum = meta.get("optimum", {})
+    if primary in optimum:
+        sign = 1 if higher else -1
+        frame[f"gap_to_best_{primary}"] = sign * (optimum[primary] - frame[primary])
+    return frame.sort_values(["rank", primary], ascending=[True, not higher]).reset_index(drop=True)
+
+
+def _summarize_labels(values: list[Any]) -> Any:
+    """Booleans become 'k/n', repeated strings one value, mixed strings joined."""
+    if not values:
+        return None
+    if all(isinstance(v, bool) for v in values):
+        return f"{sum(values)}/{len(values)}"
+    unique = list(dict.fromkeys(str(v) for v in values))
+    return unique[0] if len(unique) == 1 else " | ".join(unique)
+
+
+def _rank(frame: pd.DataFrame, i: int, metric: str, higher: bool) -> int:
+    me, my_half = frame.at[i, metric], frame.at[i, f"{metric}_ci95"]
+    if pd.isna(me):
+        return len(frame)
+    better = 0
+    for j in range(len(frame)):
+        other, half = frame.at[j, metric], frame.at[j, f"{metric}_ci95"]
+        if j == i or pd.isna(other):
+            continue
+        if pd.isna(my_half) or pd.isna(half):  # no interval: order by value
+            better += (other > me) if higher else (other < me)
+        elif higher:
+            better += other - half > me + my_half
+        else:
+            better += other + half < me - my_half
+    return 1 + int(better)
+
+
+def _fmt(value: Any, half: Any = math.nan) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (bool, str)):
+        return str(value)
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1000):
+        text = f"{value:,.0f}"
+    elif abs(value) >= 100:
+        text = f"{value:,.1f}"
+    elif value != 0 and abs(value) < 0.01:
+        text = f"{value:.2e}"
+    else:
+        text = f"{value:.4f}"
+    if not (isinstance(half, float) and math.isnan(half)) and half is not None:
+        text += f" ± {_fmt(half)}"
+    return text
+
+
+def display_table(frame: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
+    """The leaderboard as strings: held-out beside train, gap to optimum, speed, extras."""
+    primary = meta["primary_metric"]
+    rows = []
+    for _, row in frame.iterrows():
+        shown: dict[str, str] = {"rank": str(row["rank"]) + ("" if row["separable"] else "="), "model": row["model"]}
+        for test, train in SHOWN:
+            if test in row and not pd.isna(row.get(test)):
+                shown[test] = _fmt(row[test], row.get(f"{test}_ci95"))
+                shown[train] = _fmt(row.get(train), row.get(f"{train}_ci95"))
+        gap = f"gap_to_best_{primary}"
+        if gap in row:
+            shown[gap] = _fmt(row[gap])
+        for column in row.index:
+            if column.startswith("task_") and not column.endswith(("_ci95", "_n")):
+                shown[column[5:]] = _fmt(row[column], row.get(f"{column}_ci95"))
+        for column in SPEED:
+            shown[column] = _fmt(row.get(column))
+        shown["n"] = str(int(row.get(f"{primary}_n", 0)))
+        rows.append(shown)
+    for baseline in meta.get("baselines", []):
+        rows.append({"rank": "", "model": f"({baseline['name']})", **{k: _fmt(v) for k, v in baseline["metrics"].items()}})
+    if meta.get("optimum"):
+        rows.append({"rank": "", "model": "(best achievable)", **{k: _fmt(v) for k, v in meta["optimum"].items()}})
+    return pd.DataFrame(rows).fillna("")
+
+
+def markdown(cells: pd.DataFrame, metas: dict[str, dict[str, Any]]) -> str:
+    """The whole leaderboard document: one section per task, then cells that did not finish."""
+    parts = ["# Leaderboard", ""]
+    for task, meta in metas.items():
+        frame = aggregate(cells, task, meta)
+        direction = "higher" if meta["higher_is_better"] else "lower"
+        parts += [f"## {task}", "", meta.get("description", ""), ""]
+        parts += [f"Ranked by held-out `{meta['primary_metric']}` ({direction} is better). "
+                  "Values are mean ± 95% CI over seeds; `=` after a rank: not separable from "
+                  "another model with the same rank (intervals overlap). Rows in parentheses are "
+                  "trivial baselines and the best achievable figures.", ""]
+        if frame.empty:
+            parts += ["No finished cells.", ""]
+        else:
+            parts += [display_table(frame, meta).to_markdown(index=False), ""]
+        for name, text in meta.get("metric_descriptions", {}).items():
+            parts.append(f"- `{name}`: {text}")
+        parts.append("")
+    unfinished = cells[cells["status"] != "ok"]
+    if not unfinished.empty:
+        parts += ["## Cells that did not finish", ""]
+        parts += [unfinished[["task", "model", "seed", "status", "error"]].to_markdown(index=False), ""]
+    return "\n".join(parts)

@@ -1,0 +1,47 @@
+"""Loss, perplexity and accuracy over whole data sets, the same way for every model."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+
+def loss_fn(output_kind: str):
+    """Cross-entropy for class outputs, mean squared error for value outputs."""
+    if output_kind == "classes":
+        return lambda out, y: F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+    return F.mse_loss
+
+
+@torch.no_grad()
+def predict(net: torch.nn.Module, inputs: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """Outputs for all sequences, from a fresh state each, in chunks to bound memory."""
+    return torch.cat([net(inputs[i : i + chunk], None)[0] for i in range(0, len(inputs), chunk)])
+
+
+@torch.no_grad()
+def score(
+    net: torch.nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    output_kind: str,
+    tolerance: float | None = None,
+) -> dict[str, Any]:
+    """``loss``, ``perplexity`` (classes only, exp of mean CE) and ``accuracy``.
+
+    Accuracy is next-step accuracy for classes; for values it is the fraction of predictions
+    within ``tolerance`` of the target, or ``None`` when the task states no tolerance.
+    """
+    outputs = predict(net, inputs)
+    loss = float(loss_fn(output_kind)(outputs, targets))
+    if output_kind == "classes":
+        accuracy = float((outputs.argmax(-1) == targets).float().mean())
+        perplexity = math.exp(loss) if loss < 700 else math.inf
+        return {"loss": loss, "perplexity": perplexity, "accuracy": accuracy}
+    accuracy = None
+    if tolerance is not None:
+        accuracy = float(((outputs - targets).abs() <= tolerance).float().mean())
+    return {"loss": loss, "perplexity": None, "accuracy": accuracy}

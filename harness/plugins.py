@@ -1,0 +1,205 @@
+"""The plugin manager: load entry points one by one, collect tasks and models, isolate failures.
+
+pluggy's ``load_setuptools_entrypoints`` stops at the first plugin whose import raises, so we
+loop over the entry points ourselves and wrap each load and each hook call in its own
+try/except. A failure is recorded as a :class:`BrokenPlugin` and the rest keeps working;
+``strict=True`` re-raises instead (for plugin authors' own test runs).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from harness import hookspecs
+from harness.model import Model
+from harness.task import Task
+
+ENTRY_POINT_GROUP = "harness"
+#: Comma-separated entry-point names to load exclusively / to skip (like llm's LLM_LOAD_PLUGINS).
+ENV_ALLOW = "HARNESS_PLUGINS"
+ENV_BLOCK = "HARNESS_DISABLE_PLUGINS"
+
+
+class PluginError(Exception):
+    """A plugin broke the contract; the message names the plugin and its package."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a plugin came from: entry-point name, distribution and version, module."""
+
+    plugin: str
+    package: str
+    version: str
+    module: str
+
+    def __str__(self) -> str:
+        return f"{self.plugin} ({self.package} {self.version})"
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    origin: Origin
+    error: str
+
+
+@dataclass
+class Registry:
+    """Everything the installed plugins offer, with where each piece came from."""
+
+    tasks: dict[str, Task] = field(default_factory=dict)
+    models: dict[str, Model] = field(default_factory=dict)
+    origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
+    broken: list[BrokenPlugin] = field(default_factory=list)
+    plugins: list[Origin] = field(default_factory=list)
+
+    def origin(self, kind: str, name: str) -> Origin:
+        return self.origins[(kind, name)]
+
+
+def _names(variable: str) -> set[str] | None:
+    value = os.environ.get(variable)
+    if value is None:
+        return None
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    found = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    unique = {}
+    for ep in found:  # the same dist can appear twice on odd sys.paths; keep the first
+        unique.setdefault((ep.name, ep.value), ep)
+    return sorted(unique.values(), key=lambda ep: ep.name)
+
+
+def _origin(ep: metadata.EntryPoint) -> Origin:
+    dist = getattr(ep, "dist", None)
+    package = dist.metadata["Name"] if dist is not None else "unknown"
+    version = dist.version if dist is not None else "?"
+    return Origin(plugin=ep.name, package=package, version=version, module=ep.value)
+
+
+def load_plugins(
+    *,
+    allow: Iterable[str] | None = None,
+    block: Iterable[str] | None = None,
+    strict: bool = False,
+    extra: Iterable[tuple[str, ModuleType | object]] = (),
+) -> Registry:
+    """Discover plugins through entry points and collect what they register.
+
+    ``allow``/``block`` narrow which entry points load (default: the ``HARNESS_PLUGINS`` and
+    ``HARNESS_DISABLE_PLUGINS`` environment variables). ``extra`` adds in-memory plugins as
+    ``(name, module_or_object)`` pairs, which go through the very same checks.
+    """
+    from harness import PLUGIN_API_VERSION
+
+    allow_set = set(allow) if allow is not None else _names(ENV_ALLOW)
+    block_set = set(block) if block is not None else (_names(ENV_BLOCK) or set())
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    registry = Registry()
+
+    def fail(origin: Origin, exc: BaseException | str) -> None:
+        if strict:
+            if isinstance(exc, BaseException):
+                raise PluginError(f"plugin {origin}: {_one_line(exc)}") from exc
+            raise PluginError(f"plugin {origin}: {exc}")
+        message = exc if isinstance(exc, str) else _one_line(exc)
+        registry.broken.append(BrokenPlugin(origin, message))
+
+    loaded: list[tuple[Origin, Any]] = []
+    for ep in _entry_points():
+        if (allow_set is not None and ep.name not in allow_set) or ep.name in block_set:
+            continue
+        origin = _origin(ep)
+        try:
+            loaded.append((origin, ep.load()))
+        except Exception as exc:  # a plugin's import error must not take the host down
+            fail(origin, exc)
+    for name, obj in extra:
+        module = getattr(obj, "__name__", type(obj).__name__)
+        loaded.append((Origin(name, "(in-process)", "", module), obj))
+
+    for origin, plugin in loaded:
+        api = getattr(plugin, "HARNESS_API", PLUGIN_API_VERSION)
+        if api != PLUGIN_API_VERSION:
+            fail(
+                origin,
+                f"written for harness plugin API {api}, but this harness speaks "
+                f"API {PLUGIN_API_VERSION}; upgrade the plugin or harness",
+            )
+            continue
+        try:
+            pm.register(plugin, name=origin.plugin)
+        except Exception as exc:
+            fail(origin, exc)
+            continue
+        registry.plugins.append(origin)
+
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:  # a misspelled hook name
+        bad = getattr(exc, "plugin", None)
+        name = pm.get_name(bad) if bad is not None else None
+        origin = next((o for o in registry.plugins if o.plugin == name), None)
+        if origin is None:
+            raise
+        pm.unregister(bad)
+        registry.plugins.remove(origin)
+        fail(origin, f"implements an unknown hook: {_one_line(exc)}")
+
+    by_name = {o.plugin: o for o in registry.plugins}
+    for hook_name, kind, expected in (
+        ("register_tasks", "task", Task),
+        ("register_models", "model", Model),
+    ):
+        table = registry.tasks if kind == "task" else registry.models
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            origin = by_name[impl.plugin_name]
+            offered: list[Any] = []
+            try:
+                impl.function(register=offered.append)
+            except Exception as exc:  # a hook that raises registers nothing
+                fail(origin, exc)
+                continue
+            for item in offered:
+                problem = _validate(item, kind, expected)
+                if problem is None and item.name in table:
+                    other = registry.origins[(kind, item.name)]
+                    problem = (
+                        f"{kind} name {item.name!r} is already registered by {other}; "
+                        "rename one of them or disable a plugin with HARNESS_DISABLE_PLUGINS"
+                    )
+                if problem is not None:
+                    fail(origin, problem)
+                    continue
+                table[item.name] = item
+                registry.origins[(kind, item.name)] = origin
+    return registry
+
+
+def _validate(item: Any, kind: str, expected: type) -> str | None:
+    """Why ``item`` is not a valid task/model, or ``None``."""
+    if not isinstance(item, expected):
+        return f"registered {item!r}, which is not a harness.{expected.__name__}"
+    name = getattr(item, "name", "")
+    if not isinstance(name, str) or not name.strip() or " " in name:
+        return f"registered a {kind} with an invalid name {name!r}"
+    if kind == "task":
+        for attr in ("shape", "recipe"):
+            if not hasattr(item, attr):
+                return f"task {name!r} declares no {attr}"
+    return None

@@ -1,0 +1,40 @@
+"""Records to pandas tables: the per-cell table and the per-epoch curves table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+#: Columns every per-cell table has, in this order; task-specific ``task_*`` columns follow.
+CORE_COLUMNS = [
+    "cell_id", "task", "model", "seed", "status", "error",
+    "train_loss", "test_loss", "train_perplexity", "test_perplexity",
+    "train_accuracy", "test_accuracy", "params", "train_seconds", "train_throughput",
+    "infer_throughput", "infer_ms_per_step", "epochs_run", "wall_seconds",
+    "epochs", "batch_size", "hidden_size", "num_layers", "optimizer", "lr",
+    "device", "device_name", "dtype", "threads", "torch_version", "python_version", "config_hash",
+]  # fmt: skip
+CURVE_COLUMNS = ["cell_id", "task", "model", "seed", "epoch", "train_loss", "test_loss", "test_accuracy"]
+_NOT_IN_TABLE = {"curve", "samples", "traceback", "state_dict"}
+
+
+def cells_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per cell (every seed), core columns first, then the tasks' own metrics."""
+    rows = [{k: v for k, v in r.items() if k not in _NOT_IN_TABLE} for r in records]
+    frame = pd.DataFrame(rows)
+    for column in CORE_COLUMNS:
+        if column not in frame:
+            frame[column] = None
+    extra = sorted(c for c in frame.columns if c not in CORE_COLUMNS)
+    return frame[CORE_COLUMNS + extra]
+
+
+def curves_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per cell and epoch: train loss, held-out loss and accuracy."""
+    rows = [
+        {"cell_id": r["cell_id"], "task": r["task"], "model": r["model"], "seed": r["seed"], **point}
+        for r in records
+        for point in r.get("curve") or []
+    ]
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)

@@ -1,0 +1,176 @@
+"""The grid: expand task x model x seed into cells, run the missing ones, write each at once.
+
+Every finished cell is written atomically to ``cells/<cell_id>.json`` the moment it finishes,
+so an interrupted run loses at most the cells in flight, and running again into the same folder
+runs only the cells whose record is missing or was made under another config.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.cells import STATUS_NA, Cell, base_record, execute_cell
+from harness.executors import make_executor
+from harness.plugins import Registry
+from harness.storage import write_json
+
+MAX_POOL_RESTARTS = 3
+
+
+@dataclass
+class GridPlan:
+    """The cells to run and the pairs skipped as not applicable, with the reason."""
+
+    cells: list[Cell] = field(default_factory=list)
+    not_applicable: list[tuple[Cell, str]] = field(default_factory=list)
+
+
+def plan_grid(
+    registry: Registry,
+    tasks: Iterable[str],
+    models: Iterable[str],
+    seeds: Iterable[int],
+    device: str,
+    recipe_overrides: dict[str, Any],
+    task_options: dict[str, dict[str, Any]],
+) -> GridPlan:
+    plan = GridPlan()
+    for task_name in tasks:
+        options = task_options.get(task_name, {})
+        task = registry.tasks[task_name].with_options(**options)
+        recipe = task.recipe.with_overrides(**recipe_overrides)
+        for model_name in models:
+            reason = registry.models[model_name].cannot_serve(task.shape)
+            for seed in seeds:
+                cell = Cell(task_name, model_name, seed, recipe, device, dict(options))
+                if reason:
+                    plan.not_applicable.append((cell, reason))
+                else:
+                    plan.cells.append(cell)
+    return plan
+
+
+def cell_path(out: Path, cell_id: str) -> Path:
+    return out / "cells" / f"{cell_id}.json"
+
+
+def load_record(out: Path, cell: Cell) -> dict[str, Any] | None:
+    """A finished record of ``cell`` made under the same config, or ``None``."""
+    path = cell_path(out, cell.cell_id)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if record.get("config_hash") == cell.config_hash() else None
+
+
+def save_record(out: Path, record: dict[str, Any]) -> None:
+    record = dict(record)
+    weights = record.pop("state_dict", None)
+    if weights is not None:
+        import io
+
+        import torch
+
+        from harness.storage import write_atomic
+
+        buffer = io.BytesIO()
+        torch.save({"config": record["config_hash"], "state_dict": weights}, buffer)
+        write_atomic(out / "models" / f"{record['cell_id']}.pt", buffer.getvalue())
+        record["model_file"] = f"models/{record['cell_id']}.pt"
+    write_json(cell_path(out, record["cell_id"]), record)
+
+
+def run_grid(
+    plan: GridPlan,
+    out: Path,
+    *,
+    workers: int = 1,
+    save_models: bool = False,
+    registry: Registry | None = None,
+    on_start: Callable[[int, int], None] = lambda total, done: None,
+    on_done: Callable[[dict[str, Any]], None] = lambda record: None,
+) -> list[dict[str, Any]]:
+    """Run the plan's missing cells into ``out`` and return every cell's record.
+
+    ``registry`` is used only in-process (one worker); pool workers discover plugins through
+    entry points themselves. A worker killed mid-run breaks the pool: the cells it held are
+    resubmitted on a fresh pool.
+    """
+    records: dict[str, dict[str, Any]] = {}
+    for cell, reason in plan.not_applicable:
+        record = dict(base_record(cell), status=STATUS_NA, error=reason, curve=[])
+        records[cell.cell_id] = record
+        if load_record(out, cell) is None:
+            save_record(out, record)
+    pending = []
+    for cell in plan.cells:
+        done = load_record(out, cell)
+        if done is not None and (not save_models or done.get("model_file")):
+            records[cell.cell_id] = done
+        else:
+            pending.append(cell)
+    on_start(len(plan.cells), len(plan.cells) - len(pending))
+
+    restarts = 0
+    while pending:
+        broken = _run_pending(pending, out, workers, save_models, registry, records, on_done)
+        pending = [cell for cell in plan.cells if cell.cell_id not in records]
+        if pending and broken:
+            restarts += 1
+        if pending and restarts > MAX_POOL_RESTARTS:
+            for cell in pending:
+                error = "worker process died repeatedly while running this cell"
+                record = dict(base_record(cell), status="failed", error=error, curve=[])
+                save_record(out, record)
+                records[cell.cell_id] = record
+                on_done(record)
+            pending = []
+    order = [c.cell_id for c, _ in plan.not_applicable] + [c.cell_id for c in plan.cells]
+    return [records[cell_id] for cell_id in order]
+
+
+def _run_pending(
+    pending: list[Cell],
+    out: Path,
+    workers: int,
+    save_models: bool,
+    registry: Registry | None,
+    records: dict[str, dict[str, Any]],
+    on_done: Callable[[dict[str, Any]], None],
+) -> bool:
+    """Feed ``pending`` to an executor a few at a time; True when the pool broke."""
+    workers = min(workers, len(pending))
+    executor = make_executor(workers)
+    queue = list(pending)
+    in_flight: set[Future] = set()
+    capacity = 1 if workers == 1 else workers + 1
+    broken = False
+    try:
+        while (queue or in_flight) and not broken:
+            while queue and len(in_flight) < capacity:
+                cell = queue.pop(0)
+                args = (cell, registry if workers == 1 else None, save_models)
+                in_flight.add(executor.submit(execute_cell, *args))
+            finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                try:
+                    record = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    continue
+                save_record(out, record)
+                record.pop("state_dict", None)
+                records[record["cell_id"]] = record
+                on_done(record)
+    except BaseException:
+        executor.shutdown(cancel=True)
+        raise
+    executor.shutdown(cancel=broken)
+    return broken

@@ -1,0 +1,186 @@
+"""What a task is: its data, the recipe it is trained with, and the metrics that judge it.
+
+A task plugin subclasses :class:`Task` (a dataclass whose fields are the task's options, such as
+generator parameters) and registers an instance through the ``register_tasks`` hook.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:  # torch stays out of start-up: only type checkers import it here
+    import torch
+
+INPUT_KINDS = ("tokens", "values")
+OUTPUT_KINDS = ("classes", "values")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass(frozen=True)
+class TaskShape:
+    """What a model must accept and produce for a task.
+
+    ``input_kind`` is ``"tokens"`` (inputs are (batch, time) integer ids below ``input_size``) or
+    ``"values"`` (inputs are (batch, time, input_size) floats). ``output_kind`` is ``"classes"``
+    (per-step logits over ``output_size`` classes) or ``"values"`` (per-step regression outputs).
+    """
+
+    input_kind: str
+    input_size: int
+    output_kind: str
+    output_size: int
+
+    def __post_init__(self) -> None:
+        if self.input_kind not in INPUT_KINDS:
+            raise ValueError(f"input_kind must be one of {INPUT_KINDS}, not {self.input_kind!r}")
+        if self.output_kind not in OUTPUT_KINDS:
+            raise ValueError(f"output_kind must be one of {OUTPUT_KINDS}, not {self.output_kind!r}")
+        if self.input_size < 1 or self.output_size < 1:
+            raise ValueError("input_size and output_size must be positive")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a task is trained by default; every field can be overridden from the command line.
+
+    The loss follows from the output kind (cross-entropy for classes, MSE for values).
+    ``clip`` is the global L2 norm gradients are clipped to (``None``: no clipping).
+    ``schedule``: ``"constant"`` or ``"cosine"`` (the learning rate anneals to zero over the
+    epochs, which lets a plain RNN settle instead of hovering around a plateau).
+    ``carry_state``: batches are consecutive chunks of long streams, so the state is carried
+    from one batch to the next and detached (truncated BPTT); otherwise every window starts
+    from a fresh zero state and batches are shuffled.
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str = "adam"
+    hidden_size: int = 64
+    num_layers: int = 1
+    clip: float | None = 1.0
+    weight_decay: float = 0.0
+    carry_state: bool = False
+    schedule: str = "constant"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, not {self.schedule!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
+        for name in ("epochs", "batch_size", "hidden_size", "num_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, not {self.lr}")
+
+    def with_overrides(self, **overrides: Any) -> Recipe:
+        """A copy with the given fields replaced; ``None`` values leave a field as it is."""
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass
+class TaskData:
+    """Train and held-out tensors for one seed, already shaped for the task's :class:`TaskShape`.
+
+    Inputs are (N, T) int64 for tokens or (N, T, F) float32 for values; targets are (N, T) int64
+    for classes or (N, T, O) float32 for values. ``info`` carries anything the task's own
+    metrics need later (e.g. the raw held-out curve parameters).
+    """
+
+    train_inputs: torch.Tensor
+    train_targets: torch.Tensor
+    test_inputs: torch.Tensor
+    test_targets: torch.Tensor
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to(self, device: Any) -> TaskData:
+        return TaskData(
+            self.train_inputs.to(device),
+            self.train_targets.to(device),
+            self.test_inputs.to(device),
+            self.test_targets.to(device),
+            self.info,
+        )
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A trivial predictor's held-out score, shown beside the models so a number reads right."""
+
+    name: str
+    description: str
+    metrics: dict[str, float]
+
+
+@dataclass
+class Task(ABC):
+    """A benchmark task. Subclass it as a dataclass; its fields are the task's options.
+
+    Class attributes to set: ``name``, ``description``, ``shape``, ``recipe``,
+    ``primary_metric`` (a held-out column of the results table, e.g. ``"test_accuracy"``),
+    ``higher_is_better``, and optionally ``metric_descriptions`` for the task's own metrics and
+    ``accuracy_tolerance`` (value outputs only: a prediction within it counts as correct).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    shape: ClassVar[TaskShape]
+    recipe: ClassVar[Recipe]
+    primary_metric: ClassVar[str] = "test_loss"
+    higher_is_better: ClassVar[bool] = False
+    accuracy_tolerance: ClassVar[float | None] = None
+    metric_descriptions: ClassVar[dict[str, str]] = {}
+
+    @abstractmethod
+    def make_data(self, seed: int) -> TaskData:
+        """Build train and held-out data for ``seed``; the same seed must give the same data."""
+
+    def evaluate(self, net: Any, data: TaskData, curve: list[dict[str, Any]]) -> dict[str, Any]:
+        """The task's own metrics for a trained ``net`` (in eval mode, under no_grad).
+
+        ``curve`` holds the per-epoch records, for metrics such as "first epoch at which...".
+        Values are numbers, strings or booleans; a key ``samples`` may hold small lists for plots.
+        """
+        return {}
+
+    def optimum(self, data: TaskData) -> dict[str, float]:
+        """Best achievable held-out figures for this data, where known (e.g. the entropy rate)."""
+        return {}
+
+    def baselines(self, data: TaskData) -> list[Baseline]:
+        """Trivial predictors' held-out scores, computed on ``data``."""
+        return []
+
+    def options(self) -> dict[str, Any]:
+        """The task's options (its dataclass fields) as a plain dict."""
+        return dataclasses.asdict(self)
+
+    def with_options(self, **options: Any) -> Task:
+        """A copy with some options replaced; values given as strings are converted."""
+        known = {f.name: f for f in dataclasses.fields(self)}
+        converted = {}
+        for key, value in options.items():
+            if key not in known:
+                raise ValueError(
+                    f"task {self.name!r} has no option {key!r} (options: {', '.join(known)})"
+                )
+            current = getattr(self, key)
+            if isinstance(value, str) and not isinstance(current, str):
+                value = _convert(value, type(current))
+            converted[key] = value
+        return dataclasses.replace(self, **converted)
+
+
+def _convert(text: str, kind: type) -> Any:
+    if kind is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean, not {text!r}")
+    return kind(text)

@@ -1,0 +1,1 @@
+"""Test helpers for plugin authors (filled in by the conformance kit)."""

@@ -1,0 +1,1 @@
+"""Built-in task plugins, one module each (installed as ``harness.tasks``)."""

@@ -39,7 +39,7 @@ def interval(values: pd.Series) -> tuple[float, float, int]:
 
 def aggregate(cells: pd.DataFrame, task: str, meta: dict[str, Any]) -> pd.DataFrame:
     """One row per model of ``task``: mean, ci95 and n of every numeric metric, plus rank."""
-    ok = cells[(cells["task"] == task) & (cells["status"] == "ok")]
+    ok = cells[(cells["task"] == task) & (cells["status"] == "ok")].dropna(axis=1, how="all")
     numeric = [
         c
         for c in ok.columns
@@ -99,12 +99,12 @@ def _rank(frame: pd.DataFrame, i: int, metric: str, higher: bool) -> int:
     return 1 + int(better)
 
 
-def _fmt(value: Any, half: Any = math.nan) -> str:
+def _fmt(value: Any, half: Any = math.nan, whole: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, (bool, str)):
         return str(value)
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1000):
+    if isinstance(value, int) or abs(value) >= 1000 or (whole and float(value).is_integer()):
         text = f"{value:,.0f}"
     elif abs(value) >= 100:
         text = f"{value:,.1f}"
@@ -117,31 +117,45 @@ def _fmt(value: Any, half: Any = math.nan) -> str:
     return text
 
 
-def display_table(frame: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
-    """The leaderboard as strings: held-out beside train, gap to optimum, speed, extras."""
+def display_table(frame: pd.DataFrame, meta: dict[str, Any], compact: bool = False) -> pd.DataFrame:
+    """The leaderboard as strings: held-out beside train, gap to optimum, speed, extras.
+
+    ``compact`` (the terminal view) keeps the primary metric with its training counterpart,
+    the gap, the task's own flags and short labels, and training speed; the markdown file
+    has every column.
+    """
     primary = meta["primary_metric"]
     rows = []
     for _, row in frame.iterrows():
         shown: dict[str, str] = {"rank": str(row["rank"]) + ("" if row["separable"] else "="), "model": row["model"]}
         for test, train in SHOWN:
-            if test in row and not pd.isna(row.get(test)):
+            if test in row and not pd.isna(row.get(test)) and (not compact or test == primary):
                 shown[test] = _fmt(row[test], row.get(f"{test}_ci95"))
                 shown[train] = _fmt(row.get(train), row.get(f"{train}_ci95"))
         gap = f"gap_to_best_{primary}"
         if gap in row:
-            shown[gap] = _fmt(row[gap])
+            shown[gap if not compact else "gap to best"] = _fmt(row[gap])
         for column in row.index:
             if column.startswith("task_") and not column.endswith(("_ci95", "_n")):
-                shown[column[5:]] = _fmt(row[column], row.get(f"{column}_ci95"))
-        for column in SPEED:
-            shown[column] = _fmt(row.get(column))
+                whole = column.endswith("epoch")
+                value = _fmt(row[column], row.get(f"{column}_ci95"), whole)
+                if not compact or len(value) <= 24:
+                    shown[column[5:]] = value
+        unit = "tokens/s" if meta.get("input_kind") == "tokens" else "steps/s"
+        for column in SPEED if not compact else ["train_throughput"]:
+            label = column.replace("_throughput", f" {unit}") if compact else column
+            shown[label] = _fmt(row.get(column), whole=True)
         shown["n"] = str(int(row.get(f"{primary}_n", 0)))
         rows.append(shown)
-    for baseline in meta.get("baselines", []):
-        rows.append({"rank": "", "model": f"({baseline['name']})", **{k: _fmt(v) for k, v in baseline["metrics"].items()}})
+    columns = list(rows[0]) if rows else ["rank", "model"]
+    references = [(f"({b['name']})", b["metrics"]) for b in meta.get("baselines", [])]
     if meta.get("optimum"):
-        rows.append({"rank": "", "model": "(best achievable)", **{k: _fmt(v) for k, v in meta["optimum"].items()}})
-    return pd.DataFrame(rows).fillna("")
+        references.append(("(best achievable)", meta["optimum"]))
+    for label, metrics in references:
+        shown = {k: _fmt(v) for k, v in metrics.items() if k in columns}
+        if shown:
+            rows.append({"rank": "", "model": label, **shown})
+    return pd.DataFrame(rows, columns=columns).fillna("")
 
 
 def markdown(cells: pd.DataFrame, metas: dict[str, dict[str, Any]]) -> str:
@@ -158,12 +172,14 @@ def markdown(cells: pd.DataFrame, metas: dict[str, dict[str, Any]]) -> str:
         if frame.empty:
             parts += ["No finished cells.", ""]
         else:
-            parts += [display_table(frame, meta).to_markdown(index=False), ""]
+            table = display_table(frame, meta).to_markdown(index=False, disable_numparse=True)
+            parts += [table, ""]
         for name, text in meta.get("metric_descriptions", {}).items():
             parts.append(f"- `{name}`: {text}")
         parts.append("")
     unfinished = cells[cells["status"] != "ok"]
     if not unfinished.empty:
         parts += ["## Cells that did not finish", ""]
-        parts += [unfinished[["task", "model", "seed", "status", "error"]].to_markdown(index=False), ""]
+        table = unfinished[["task", "model", "seed", "status", "error"]]
+        parts += [table.to_markdown(index=False, disable_numparse=True), ""]
     return "\n".join(parts)

@@ -156,6 +156,23 @@ class Task(ABC):
         """Trivial predictors' held-out scores, computed on ``data``."""
         return []
 
+    def encode_prompt(self, text: str) -> list[Any]:
+        """Parse a user's prompt for ``harness predict``: token ids or values, space-separated."""
+        kind = int if self.shape.input_kind == "tokens" else float
+        try:
+            values = [kind(part) for part in text.split()]
+        except ValueError:
+            raise ValueError(f"task {self.name!r} expects space-separated {kind.__name__}s, not {text!r}") from None
+        if kind is int and any(not 0 <= v < self.shape.input_size for v in values):
+            raise ValueError(f"task {self.name!r} takes token ids 0..{self.shape.input_size - 1}")
+        if not values:
+            raise ValueError("the prompt is empty")
+        return values
+
+    def decode(self, values: list[Any]) -> str:
+        """Show generated tokens or values to a person."""
+        return " ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in values)
+
     def options(self) -> dict[str, Any]:
         """The task's options (its dataclass fields) as a plain dict."""
         return dataclasses.asdict(self)

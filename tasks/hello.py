@@ -45,6 +45,15 @@ class Hello(Task):
         size = len(self.vocabulary)
         return TaskShape("tokens", size, "classes", size)
 
+    def encode_prompt(self, text: str) -> list[int]:
+        unknown = sorted(set(text) - set(self.vocabulary))
+        if unknown or not text:
+            raise ValueError(f"hello takes characters from {''.join(self.vocabulary)}, not {text!r}")
+        return [self.vocabulary.index(c) for c in text]
+
+    def decode(self, values: list[int]) -> str:
+        return "".join(self.vocabulary[v] for v in values)
+
     def make_data(self, seed: int) -> TaskData:
         import torch
 

@@ -1,0 +1,211 @@
+"""The Python API: run a grid and get the per-cell table back as a pandas DataFrame.
+
+    import harness
+    cells = harness.run(tasks=["hello"], models=["rnn", "gru"], epochs=5)
+
+The command line is a thin layer over :func:`execute_run`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.config import RunConfig, load_config
+from harness.errors import HarnessError, unknown_name
+from harness.plugins import Registry, load_plugins
+from harness.report import write_report
+from harness.runner import plan_grid, run_grid
+from harness.storage import write_json
+
+
+@dataclass
+class RunResult:
+    """A finished (or interrupted) run: where it lives and its tables."""
+
+    out: Path
+    cells: pd.DataFrame
+    records: list[dict[str, Any]]
+    skipped_plugins: list[str]
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        return self.cells[self.cells["status"].isin(["failed", "diverged"])]
+
+
+def run(config: RunConfig | None = None, *, registry: Registry | None = None, **settings: Any) -> pd.DataFrame:
+    """Run a grid (``settings`` as in :class:`RunConfig`) and return the per-cell table."""
+    if config is None:
+        config = load_config(None, settings)
+    return execute_run(config, registry=registry).cells
+
+
+def resolve_names(config: RunConfig, registry: Registry) -> tuple[list[str], list[str]]:
+    """The task and model names to run; unknown names raise with the closest match."""
+    tasks = config.tasks or sorted(registry.tasks)
+    models = config.models or sorted(registry.models)
+    for name in tasks:
+        if name not in registry.tasks:
+            raise unknown_name("task", name, registry.tasks)
+    for name in models:
+        if name not in registry.models:
+            raise unknown_name("model", name, registry.models)
+    for name in config.options:
+        if name not in registry.tasks:
+            raise unknown_name("task", name, registry.tasks)
+    if not tasks or not models:
+        raise HarnessError("no tasks or no models are installed (see `harness list`)")
+    return list(dict.fromkeys(tasks)), list(dict.fromkeys(models))
+
+
+def output_folder(config: RunConfig) -> Path:
+    """The run folder: ``--out``, the latest run for ``--resume``, or a new timestamped one."""
+    base = Path(config.results_dir)
+    if config.out:
+        out = Path(config.out)
+    elif config.resume:
+        runs = sorted(p for p in base.glob("*") if (p / "run.json").is_file()) if base.is_dir() else []
+        if not runs:
+            raise HarnessError(f"--resume: no earlier run in {base}/ (give the folder with --out)")
+        out = runs[-1]
+    else:
+        out = base / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise HarnessError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def environment(device: Any) -> dict[str, Any]:
+    import numpy
+    import torch
+
+    from harness import __version__
+    from harness.device import device_name
+
+    return {
+        "harness": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pd.__version__,
+        "platform": platform.platform(),
+        "device": str(device),
+        "device_name": device_name(device),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.version.cuda,
+    }
+
+
+def task_meta(registry: Registry, name: str, options: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """What the report needs to know of a task: ranking rule, optimum and baselines per seed mean."""
+    task = registry.tasks[name].with_options(**options)
+    optima, baselines = [], {}
+    for seed in seeds:
+        data = task.make_data(seed)
+        optima.append(task.optimum(data))
+        for baseline in task.baselines(data):
+            entry = baselines.setdefault(
+                baseline.name, {"name": baseline.name, "description": baseline.description, "rows": []}
+            )
+            entry["rows"].append(baseline.metrics)
+    origin = registry.origin("task", name)
+    return {
+        "description": task.description,
+        "primary_metric": task.primary_metric,
+        "higher_is_better": task.higher_is_better,
+        "input_kind": task.shape.input_kind,
+        "metric_descriptions": dict(task.metric_descriptions),
+        "options": task.options(),
+        "recipe": task.recipe.__dict__,
+        "plugin": f"{origin.package} {origin.version}",
+        "optimum": pd.DataFrame(optima).mean().to_dict() if any(optima) else {},
+        "baselines": [
+            {"name": b["name"], "description": b["description"], "metrics": pd.DataFrame(b["rows"]).mean().to_dict()}
+            for b in baselines.values()
+        ],
+    }
+
+
+def execute_run(
+    config: RunConfig,
+    *,
+    registry: Registry | None = None,
+    on_start: Callable[[int, int], None] = lambda total, done: None,
+    on_done: Callable[[dict[str, Any]], None] = lambda record: None,
+) -> RunResult:
+    """Plan, run and report a grid. On Ctrl-C the finished cells are reported, then it re-raises."""
+    from harness.device import DeviceError, resolve_device
+
+    registry = registry or load_plugins()
+    tasks, models = resolve_names(config, registry)
+    try:
+        device = resolve_device(config.device)
+    except DeviceError as exc:
+        raise HarnessError(str(exc)) from None
+    seeds = config.seed_list
+    try:
+        plan = plan_grid(
+            registry, tasks, models, seeds, str(device), config.recipe_overrides(), config.options
+        )
+        metas = {name: task_meta(registry, name, config.options.get(name, {}), seeds) for name in tasks}
+    except ValueError as exc:  # a bad task option or recipe override
+        raise HarnessError(str(exc)) from None
+    out = output_folder(config)
+    skipped = [f"{b.origin}: {b.error}" for b in registry.broken]
+    run_info = {
+        "config": config.to_dict(),
+        "resolved": {"tasks": tasks, "models": models, "seeds": seeds, "device": str(device)},
+        "environment": environment(device),
+        "plugins": [str(o) for o in registry.plugins],
+        "broken_plugins": skipped,
+        "tasks": metas,
+        "started": dt.datetime.now().isoformat(timespec="seconds"),
+        "status": "running",
+    }
+    write_json(out / "run.json", run_info)
+    records: list[dict[str, Any]] = []
+
+    def keep(record: dict[str, Any]) -> None:
+        on_done(record)
+
+    try:
+        records = run_grid(
+            plan, out, workers=config.workers, save_models=config.save_models,
+            registry=registry, on_start=on_start, on_done=keep,
+        )
+        run_info["status"] = "finished"
+    except KeyboardInterrupt:
+        run_info["status"] = "interrupted"
+        records = _finished_records(out)
+        raise
+    finally:
+        run_info["finished"] = dt.datetime.now().isoformat(timespec="seconds")
+        write_json(out / "run.json", run_info)
+        if records:
+            write_report(out, records, metas)
+    cells = pd.read_parquet(out / "cells.parquet")
+    return RunResult(out=out, cells=cells, records=records, skipped_plugins=skipped)
+
+
+def _finished_records(out: Path) -> list[dict[str, Any]]:
+    records = []
+    for path in sorted((out / "cells").glob("*.json")):
+        try:
+            records.append(json.loads(path.read_text()))
+        except ValueError:
+            continue
+    return records

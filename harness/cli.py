@@ -1,0 +1,264 @@
+"""`harness run | list | report | predict | bench-plot`: a thin layer over the Python API.
+
+Only click is imported at start-up, so `harness --help` answers without importing torch.
+Bad input is one line on stderr and exit status 2; a run with failed cells exits 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+EXIT_FAILED_CELLS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a HarnessError into `error: ...` and exit status 2, never a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from harness.errors import HarnessError
+
+        try:
+            return command(*args, **kwargs)
+        except HarnessError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="harness")
+def main() -> None:
+    """Benchmark every task x model pair of sequence models; tasks and models are plugins."""
+
+
+def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    from harness.errors import HarnessError
+
+    options: dict[str, dict[str, str]] = {}
+    for value in values:
+        key, sep, setting = value.partition("=")
+        task, dot, name = key.partition(".")
+        if not sep or not dot or not task or not name:
+            raise HarnessError(f"--option takes TASK.NAME=VALUE, not {value!r}")
+        options.setdefault(task, {})[name] = setting
+    return options
+
+
+@main.command()
+@click.option("-t", "--task", "tasks", multiple=True, help="Task to run (repeat; default: all).")
+@click.option("-m", "--model", "models", multiple=True, help="Model to run (repeat; default: all).")
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: cpu).")
+@click.option("--seed", type=int, default=None, help="First seed (default 0).")
+@click.option("--seeds", type=int, default=None, help="Number of seeds per cell (default 1).")
+@click.option("--epochs", type=int, default=None, help="Override every task's epochs.")
+@click.option("--hidden-size", type=int, default=None, help="Override every task's hidden size.")
+@click.option("--lr", type=float, default=None, help="Override every task's learning rate.")
+@click.option("--workers", type=int, default=None, help="Cells run in N processes (default 1).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run folder (default results/<timestamp>); an existing one is resumed.")
+@click.option("--resume", is_flag=True, default=None, help="Resume the latest run in results/.")
+@click.option("--save-models", is_flag=True, default=None, help="Keep each trained model's weights.")
+@click.option("-o", "--option", "task_options", multiple=True, metavar="TASK.NAME=VALUE",
+              help="Set a task option, e.g. consecutive.window=30 (repeat).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="TOML settings file (default: [tool.harness] in ./pyproject.toml).")
+@_friendly
+def run(config_file: str | None, task_options: tuple[str, ...], **flags: Any) -> None:
+    """Train every task x model x seed cell and print the leaderboard."""
+    from harness.config import load_config
+
+    flags["tasks"] = list(flags["tasks"]) or None
+    flags["models"] = list(flags["models"]) or None
+    config = load_config(Path(config_file) if config_file else None, flags)
+    if task_options:
+        for task, values in _parse_options(task_options).items():
+            config.options.setdefault(task, {}).update(values)
+    _run(config)
+
+
+def _run(config: Any) -> None:
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.api import execute_run
+    from harness.plugins import load_plugins
+
+    console = _console()
+    registry = load_plugins()
+    for broken in registry.broken:
+        console.print(f"[yellow]skipped broken plugin {escape(f'{broken.origin}: {broken.error}')}[/]")
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    )
+    bar = progress.add_task("cells", total=None)
+
+    def on_start(total: int, done: int) -> None:
+        progress.update(bar, total=total, completed=done)
+        if done:
+            console.print(f"resuming: {done} of {total} cells already finished")
+
+    def on_done(record: dict[str, Any]) -> None:
+        if record["status"] == "n/a":
+            return
+        label = f"{record['task']} × {record['model']} (seed {record['seed']})"
+        if record["status"] != "ok":
+            console.print(f"[red]{record['status']}[/] {label}: {escape(record.get('error', ''))}")
+        progress.update(bar, advance=1, description=label)
+
+    try:
+        with progress:
+            result = execute_run(config, registry=registry, on_start=on_start, on_done=on_done)
+    except KeyboardInterrupt:
+        console.print(
+            "[yellow]interrupted[/]: finished cells are saved; run the same command with "
+            "--out <run folder> (or --resume) to run only the missing ones"
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    _print_leaderboard(console, result.out)
+    console.print(f"results: {result.out}/ (leaderboard.md, cells.csv, curves.csv, plots/)")
+    failed = result.failed
+    if not failed.empty:
+        names = ", ".join(f"{r.task}×{r.model}#{r.seed} ({r.status})" for r in failed.itertuples())
+        console.print(f"[red]{len(failed)} cell(s) did not finish: {names}[/]")
+        sys.exit(EXIT_FAILED_CELLS)
+
+
+def _print_leaderboard(console: Any, out: Path) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from harness import leaderboard
+    from harness.report import load_run
+    from harness.results import cells_frame
+
+    records, info = load_run(out)
+    cells = cells_frame(records)
+    for task, meta in info["tasks"].items():
+        board = leaderboard.aggregate(cells, task, meta)
+        if board.empty:
+            continue
+        shown = leaderboard.display_table(board, meta, compact=True)
+        direction = "higher" if meta["higher_is_better"] else "lower"
+        table = Table(
+            title=f"{task}: ranked by held-out {meta['primary_metric']} ({direction} is better)"
+        )
+        for column in shown.columns:
+            table.add_column(column, overflow="fold")
+        for row in shown.itertuples(index=False):
+            table.add_row(*(Text(str(value)) for value in row))
+        console.print(table)
+    unfinished = cells[cells["status"].isin(["failed", "diverged", "n/a"])]
+    for row in unfinished.itertuples():
+        console.print(Text(f"{row.task} × {row.model} (seed {row.seed}): {row.status} - {row.error}"))
+
+
+@main.command("list")
+@_friendly
+def list_plugins() -> None:
+    """Show every task and model, its input kind, and the package it came from."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from harness.plugins import load_plugins
+
+    registry = load_plugins()
+    console = _console()
+    tasks = Table(title="tasks")
+    for column in ("name", "input", "output", "primary metric", "package"):
+        tasks.add_column(column, no_wrap=True)
+    tasks.add_column("description", overflow="fold", min_width=20)
+    for name, task in sorted(registry.tasks.items()):
+        shape = task.shape
+        tasks.add_row(
+            *map(Text, (
+                name, f"{shape.input_kind} ({shape.input_size})",
+                f"{shape.output_kind} ({shape.output_size})", task.primary_metric,
+                _package(registry.origin("task", name)), task.description,
+            ))
+        )
+    models = Table(title="models")
+    for column in ("name", "inputs", "package"):
+        models.add_column(column, no_wrap=True)
+    models.add_column("description", overflow="fold", min_width=20)
+    for name, model in sorted(registry.models.items()):
+        models.add_row(
+            *map(Text, (
+                name, ", ".join(sorted(model.input_kinds)),
+                _package(registry.origin("model", name)), model.description,
+            ))
+        )
+    console.print(tasks)
+    console.print(models)
+    if registry.broken:
+        broken = Table(title="broken plugins (skipped)")
+        for column in ("plugin", "package", "error"):
+            broken.add_column(column, overflow="fold")
+        for item in registry.broken:
+            broken.add_row(*map(Text, (item.origin.plugin, _package(item.origin), item.error)))
+        console.print(broken)
+
+
+def _console() -> Any:
+    """A rich console; when output is not a terminal (a log, CI), 140 columns instead of 80."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=140)
+
+
+def _package(origin: Any) -> str:
+    return f"{origin.package} {origin.version}".strip()
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@_friendly
+def report(run_dir: str) -> None:
+    """Rebuild the tables, leaderboard and plots of a run folder and print the leaderboard."""
+    from harness.errors import HarnessError
+    from harness.report import load_run, write_report
+
+    out = Path(run_dir)
+    if not (out / "run.json").is_file():
+        raise HarnessError(f"{out} is not a run folder (no run.json)")
+    records, info = load_run(out)
+    if not records:
+        raise HarnessError(f"{out} has no finished cells yet")
+    write_report(out, records, info["tasks"])
+    _print_leaderboard(_console(), out)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("-t", "--task", required=True, help="Task of the saved model.")
+@click.option("-m", "--model", required=True, help="Model name.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--prefix", required=True, help='Prompt, e.g. "2 3 4" (consecutive) or "hel" (hello).')
+@click.option("--steps", type=int, default=5, show_default=True, help="Steps to generate.")
+@_friendly
+def predict(run_dir: str, task: str, model: str, seed: int, prefix: str, steps: int) -> None:
+    """Continue a prefix with a model saved by `harness run --save-models`."""
+    from harness.predict import continue_prompt
+
+    click.echo(continue_prompt(Path(run_dir), task, model, seed, prefix, steps))
+
+
+@main.command("bench-plot")
+@click.argument("json_path", type=click.Path(dir_okay=False, exists=True))
+@click.option("--out", type=click.Path(file_okay=False), default="results/benchmarks", show_default=True)
+@_friendly
+def bench_plot(json_path: str, out: str) -> None:
+    """Plot a saved pytest-benchmark JSON (timings per model, scaling sweeps)."""
+    from harness.benchplot import plot_benchmarks
+
+    for path in plot_benchmarks(Path(json_path), Path(out)):
+        click.echo(str(path))

@@ -1,0 +1,106 @@
+"""Run settings: defaults, then ``[tool.harness]`` in pyproject.toml or a ``--config`` TOML file,
+then command-line flags. ``run.json`` records the settings in effect."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from harness.device import DeviceError, check_device_name
+from harness.errors import HarnessError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class RunConfig:
+    """Everything a grid run needs; ``None`` for tasks/models means every one installed."""
+
+    tasks: list[str] | None = None
+    models: list[str] | None = None
+    seed: int = 0
+    seeds: int = 1
+    device: str = "cpu"
+    epochs: int | None = None
+    hidden_size: int | None = None
+    lr: float | None = None
+    workers: int = 1
+    out: str | None = None
+    results_dir: str = "results"
+    resume: bool = False
+    save_models: bool = False
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise :class:`HarnessError` for nonsense values, one clear line each."""
+        for name in ("seeds", "workers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise HarnessError(f"{name} must be a positive integer, not {value!r}")
+        for name in ("epochs", "hidden_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise HarnessError(f"{name} must be a positive integer, not {value!r}")
+        if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise HarnessError(f"lr must be a positive number, not {self.lr!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise HarnessError(f"seed must be a non-negative integer, not {self.seed!r}")
+        try:
+            check_device_name(self.device)
+        except DeviceError as exc:
+            raise HarnessError(str(exc)) from None
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seed, self.seed + self.seeds))
+
+    def recipe_overrides(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "hidden_size": self.hidden_size, "lr": self.lr}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Settings from a TOML file: its ``[tool.harness]`` table, or its top level."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise HarnessError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise HarnessError(f"malformed config file {path}: {exc}") from None
+    if path.name == "pyproject.toml" or "tool" in data:
+        return data.get("tool", {}).get("harness", {})
+    return data
+
+
+def load_config(config_file: Path | None, overrides: dict[str, Any], cwd: Path | None = None) -> RunConfig:
+    """Defaults < ``[tool.harness]`` in ./pyproject.toml (or ``config_file``) < ``overrides``."""
+    settings: dict[str, Any] = {}
+    if config_file is not None:
+        settings = read_toml(Path(config_file))
+    else:
+        pyproject = (cwd or Path.cwd()) / "pyproject.toml"
+        if pyproject.is_file():
+            settings = read_toml(pyproject)
+    known = {f.name for f in fields(RunConfig)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise HarnessError(
+            f"unknown setting(s) {', '.join(unknown)} in config (known: {', '.join(sorted(known))})"
+        )
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    for key in ("tasks", "models"):
+        if isinstance(settings.get(key), str):
+            settings[key] = [settings[key]]
+    try:
+        config = RunConfig(**settings)
+    except TypeError as exc:
+        raise HarnessError(f"bad config: {exc}") from None
+    config.validate()
+    return config

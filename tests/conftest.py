@@ -1,0 +1,32 @@
+"""Shared fixtures: the installed plugins, and a way to run the real `harness` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.plugins import load_plugins
+
+HARNESS = [sys.executable, "-m", "harness"]
+
+
+@pytest.fixture(scope="session")
+def registry():
+    return load_plugins()
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300):
+    """Run `harness ARGS` in a subprocess, as a user would; returns the CompletedProcess."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [*HARNESS, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def cli():
+    return run_cli

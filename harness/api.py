@@ -83,6 +83,8 @@ def output_folder(config: RunConfig) -> Path:
         probe = out / ".write-test"
         probe.write_bytes(b"")
         probe.unlink()
+        for stale in out.rglob(".*.tmp"):  # left by a run killed mid-write; never read
+            stale.unlink()
     except OSError as exc:
         raise HarnessError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
     return out
@@ -158,6 +160,8 @@ def execute_run(
         raise HarnessError(str(exc)) from None
     seeds = config.seed_list
     try:
+        for name, options in config.options.items():
+            registry.tasks[name].with_options(**options)  # check options of every named task
         plan = plan_grid(
             registry, tasks, models, seeds, str(device), config.recipe_overrides(), config.options
         )

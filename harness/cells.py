@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.task import Recipe
 
-STATUS_OK, STATUS_FAILED, STATUS_DIVERGED, STATUS_NA = "ok", "failed", "diverged", "n/a"
+STATUS_OK, STATUS_FAILED, STATUS_DIVERGED, STATUS_NA = "ok", "failed", "diverged", "not-applicable"
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def _run(config: Any) -> None:
             console.print(f"resuming: {done} of {total} cells already finished")
 
     def on_done(record: dict[str, Any]) -> None:
-        if record["status"] == "n/a":
+        if record["status"] == "not-applicable":
             return
         label = f"{record['task']} × {record['model']} (seed {record['seed']})"
         if record["status"] != "ok":
@@ -156,7 +156,7 @@ def _print_leaderboard(console: Any, out: Path) -> None:
         for row in shown.itertuples(index=False):
             table.add_row(*(Text(str(value)) for value in row))
         console.print(table)
-    unfinished = cells[cells["status"].isin(["failed", "diverged", "n/a"])]
+    unfinished = cells[cells["status"].isin(["failed", "diverged", "not-applicable"])]
     for row in unfinished.itertuples():
         console.print(Text(f"{row.task} × {row.model} (seed {row.seed}): {row.status} - {row.error}"))
 

@@ -188,7 +188,13 @@ class Task(ABC):
                 )
             current = getattr(self, key)
             if isinstance(value, str) and not isinstance(current, str):
-                value = _convert(value, type(current))
+                try:
+                    value = _convert(value, type(current))
+                except ValueError:
+                    kind = type(current).__name__
+                    raise ValueError(
+                        f"task {self.name!r} option {key!r} takes {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not {value!r}"
+                    ) from None
             converted[key] = value
         return dataclasses.replace(self, **converted)
 

@@ -172,7 +172,10 @@ def execute_run(
     skipped = [f"{b.origin}: {b.error}" for b in registry.broken]
     run_info = {
         "config": config.to_dict(),
-        "resolved": {"tasks": tasks, "models": models, "seeds": seeds, "device": str(device)},
+        "resolved": {
+            "tasks": tasks, "models": models, "seeds": seeds, "device": str(device),
+            "workers": config.worker_count,
+        },
         "environment": environment(device),
         "plugins": [str(o) for o in registry.plugins],
         "broken_plugins": skipped,
@@ -188,7 +191,7 @@ def execute_run(
 
     try:
         records = run_grid(
-            plan, out, workers=config.workers, save_models=config.save_models,
+            plan, out, workers=config.worker_count, save_models=config.save_models,
             registry=registry, on_start=on_start, on_done=keep,
         )
         run_info["status"] = "finished"

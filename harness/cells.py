@@ -128,9 +128,18 @@ def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -
     return record
 
 
-def init_worker(threads: int) -> None:
-    """Process-pool initializer: limit torch's threads so workers do not fight over cores."""
+def init_worker(threads: int, pool: bool = False) -> None:
+    """Limit torch's threads so workers do not fight over cores.
+
+    In a pool worker, Ctrl-C is left to the parent, which saves what finished and stops the
+    pool; otherwise every worker would print its own KeyboardInterrupt traceback.
+    """
     import torch
+
+    if pool:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     torch.set_num_threads(threads)
     try:

@@ -61,7 +61,7 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
 @click.option("--epochs", type=int, default=None, help="Override every task's epochs.")
 @click.option("--hidden-size", type=int, default=None, help="Override every task's hidden size.")
 @click.option("--lr", type=float, default=None, help="Override every task's learning rate.")
-@click.option("--workers", type=int, default=None, help="Cells run in N processes (default 1).")
+@click.option("--workers", type=int, default=None, help="Cells run in N processes (default: one per CPU core).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run folder (default results/<timestamp>); an existing one is resumed.")
 @click.option("--resume", is_flag=True, default=None, help="Resume the latest run in results/.")

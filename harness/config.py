@@ -29,7 +29,7 @@ class RunConfig:
     epochs: int | None = None
     hidden_size: int | None = None
     lr: float | None = None
-    workers: int = 1
+    workers: int | None = None  # None: one per CPU core
     out: str | None = None
     results_dir: str = "results"
     resume: bool = False
@@ -40,6 +40,8 @@ class RunConfig:
         """Raise :class:`HarnessError` for nonsense values, one clear line each."""
         for name in ("seeds", "workers"):
             value = getattr(self, name)
+            if name == "workers" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise HarnessError(f"{name} must be a positive integer, not {value!r}")
         for name in ("epochs", "hidden_size"):
@@ -54,6 +56,12 @@ class RunConfig:
             check_device_name(self.device)
         except DeviceError as exc:
             raise HarnessError(str(exc)) from None
+
+    @property
+    def worker_count(self) -> int:
+        import os
+
+        return self.workers or os.cpu_count() or 1
 
     @property
     def seed_list(self) -> list[int]:

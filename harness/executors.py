@@ -48,13 +48,16 @@ class ProcessExecutor:
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=init_worker,
-            initargs=(threads,),
+            initargs=(threads, True),
         )
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         return self._pool.submit(fn, *args)
 
     def shutdown(self, cancel: bool = False) -> None:
+        if cancel:  # stop at once: cells in flight are lost and rerun on resume
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.terminate()
         self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
 
 

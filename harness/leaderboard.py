@@ -39,7 +39,10 @@ def interval(values: pd.Series) -> tuple[float, float, int]:
 
 def aggregate(cells: pd.DataFrame, task: str, meta: dict[str, Any]) -> pd.DataFrame:
     """One row per model of ``task``: mean, ci95 and n of every numeric metric, plus rank."""
-    ok = cells[(cells["task"] == task) & (cells["status"] == "ok")].dropna(axis=1, how="all")
+    ok = cells[(cells["task"] == task) & (cells["status"] == "ok")]
+    if ok.empty:
+        return pd.DataFrame()
+    ok = ok.dropna(axis=1, how="all")
     numeric = [
         c
         for c in ok.columns

@@ -16,7 +16,14 @@ PLUGIN_API_VERSION = 1
 
 __all__ = [
     "hookimpl",
-    "Model", "PLUGIN_API_VERSION", "Recipe", "Task", "TaskData", "TaskShape", "run"]
+    "Model",
+    "PLUGIN_API_VERSION",
+    "Recipe",
+    "Task",
+    "TaskData",
+    "TaskShape",
+    "run",
+]
 
 
 def run(*args, **kwargs):

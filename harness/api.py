@@ -41,7 +41,9 @@ class RunResult:
         return self.cells[self.cells["status"].isin(["failed", "diverged"])]
 
 
-def run(config: RunConfig | None = None, *, registry: Registry | None = None, **settings: Any) -> pd.DataFrame:
+def run(
+    config: RunConfig | None = None, *, registry: Registry | None = None, **settings: Any
+) -> pd.DataFrame:
     """Run a grid (``settings`` as in :class:`RunConfig`) and return the per-cell table."""
     if config is None:
         config = load_config(None, settings)
@@ -72,7 +74,9 @@ def output_folder(config: RunConfig) -> Path:
     if config.out:
         out = Path(config.out)
     elif config.resume:
-        runs = sorted(p for p in base.glob("*") if (p / "run.json").is_file()) if base.is_dir() else []
+        runs = (
+            sorted(p for p in base.glob("*") if (p / "run.json").is_file()) if base.is_dir() else []
+        )
         if not runs:
             raise HarnessError(f"--resume: no earlier run in {base}/ (give the folder with --out)")
         out = runs[-1]
@@ -112,8 +116,10 @@ def environment(device: Any) -> dict[str, Any]:
     }
 
 
-def task_meta(registry: Registry, name: str, options: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
-    """What the report needs to know of a task: ranking rule, optimum and baselines per seed mean."""
+def task_meta(
+    registry: Registry, name: str, options: dict[str, Any], seeds: list[int]
+) -> dict[str, Any]:
+    """What the report needs of a task: ranking rule, optimum and baselines (mean over seeds)."""
     task = registry.tasks[name].with_options(**options)
     optima, baselines = [], {}
     for seed in seeds:
@@ -121,7 +127,8 @@ def task_meta(registry: Registry, name: str, options: dict[str, Any], seeds: lis
         optima.append(task.optimum(data))
         for baseline in task.baselines(data):
             entry = baselines.setdefault(
-                baseline.name, {"name": baseline.name, "description": baseline.description, "rows": []}
+                baseline.name,
+                {"name": baseline.name, "description": baseline.description, "rows": []},
             )
             entry["rows"].append(baseline.metrics)
     origin = registry.origin("task", name)
@@ -136,7 +143,11 @@ def task_meta(registry: Registry, name: str, options: dict[str, Any], seeds: lis
         "plugin": f"{origin.package} {origin.version}",
         "optimum": pd.DataFrame(optima).mean().to_dict() if any(optima) else {},
         "baselines": [
-            {"name": b["name"], "description": b["description"], "metrics": pd.DataFrame(b["rows"]).mean().to_dict()}
+            {
+                "name": b["name"],
+                "description": b["description"],
+                "metrics": pd.DataFrame(b["rows"]).mean().to_dict(),
+            }
             for b in baselines.values()
         ],
     }
@@ -165,7 +176,9 @@ def execute_run(
         plan = plan_grid(
             registry, tasks, models, seeds, str(device), config.recipe_overrides(), config.options
         )
-        metas = {name: task_meta(registry, name, config.options.get(name, {}), seeds) for name in tasks}
+        metas = {
+            name: task_meta(registry, name, config.options.get(name, {}), seeds) for name in tasks
+        }
     except ValueError as exc:  # a bad task option or recipe override
         raise HarnessError(str(exc)) from None
     out = output_folder(config)
@@ -173,7 +186,10 @@ def execute_run(
     run_info = {
         "config": config.to_dict(),
         "resolved": {
-            "tasks": tasks, "models": models, "seeds": seeds, "device": str(device),
+            "tasks": tasks,
+            "models": models,
+            "seeds": seeds,
+            "device": str(device),
             "workers": config.worker_count,
         },
         "environment": environment(device),
@@ -191,8 +207,13 @@ def execute_run(
 
     try:
         records = run_grid(
-            plan, out, workers=config.worker_count, save_models=config.save_models,
-            registry=registry, on_start=on_start, on_done=keep,
+            plan,
+            out,
+            workers=config.worker_count,
+            save_models=config.save_models,
+            registry=registry,
+            on_start=on_start,
+            on_done=keep,
         )
         run_info["status"] = "finished"
     except KeyboardInterrupt:

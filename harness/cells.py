@@ -6,6 +6,7 @@ run it; it never raises for a cell's own failure: the failure becomes the cell's
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
@@ -105,7 +106,11 @@ def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -
         record["device_name"] = device_name(device)
         task = registry.tasks[cell.task].with_options(**cell.task_options)
         outcome = train_cell(
-            task, registry.models[cell.model], cell.seed, device, cell.recipe,
+            task,
+            registry.models[cell.model],
+            cell.seed,
+            device,
+            cell.recipe,
             keep_weights=keep_weights,
         )
     except Diverged as exc:
@@ -142,7 +147,5 @@ def init_worker(threads: int, pool: bool = False) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     torch.set_num_threads(threads)
-    try:
+    with contextlib.suppress(RuntimeError):  # already set in this process
         torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set in this process
-        pass

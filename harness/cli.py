@@ -61,15 +61,37 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
 @click.option("--epochs", type=int, default=None, help="Override every task's epochs.")
 @click.option("--hidden-size", type=int, default=None, help="Override every task's hidden size.")
 @click.option("--lr", type=float, default=None, help="Override every task's learning rate.")
-@click.option("--workers", type=int, default=None, help="Cells run in N processes (default: one per CPU core).")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Run folder (default results/<timestamp>); an existing one is resumed.")
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Cells run in N processes (default: one per CPU core).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Run folder (default results/<timestamp>); an existing one is resumed.",
+)
 @click.option("--resume", is_flag=True, default=None, help="Resume the latest run in results/.")
-@click.option("--save-models", is_flag=True, default=None, help="Keep each trained model's weights.")
-@click.option("-o", "--option", "task_options", multiple=True, metavar="TASK.NAME=VALUE",
-              help="Set a task option, e.g. consecutive.window=30 (repeat).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="TOML settings file (default: [tool.harness] in ./pyproject.toml).")
+@click.option(
+    "--save-models", is_flag=True, default=None, help="Keep each trained model's weights."
+)
+@click.option(
+    "-o",
+    "--option",
+    "task_options",
+    multiple=True,
+    metavar="TASK.NAME=VALUE",
+    help="Set a task option, e.g. consecutive.window=30 (repeat).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML settings file (default: [tool.harness] in ./pyproject.toml).",
+)
 @_friendly
 def run(config_file: str | None, task_options: tuple[str, ...], **flags: Any) -> None:
     """Train every task x model x seed cell and print the leaderboard."""
@@ -94,10 +116,16 @@ def _run(config: Any) -> None:
     console = _console()
     registry = load_plugins()
     for broken in registry.broken:
-        console.print(f"[yellow]skipped broken plugin {escape(f'{broken.origin}: {broken.error}')}[/]")
+        console.print(
+            f"[yellow]skipped broken plugin {escape(f'{broken.origin}: {broken.error}')}[/]"
+        )
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     )
     bar = progress.add_task("cells", total=None)
 
@@ -158,7 +186,9 @@ def _print_leaderboard(console: Any, out: Path) -> None:
         console.print(table)
     unfinished = cells[cells["status"].isin(["failed", "diverged", "not-applicable"])]
     for row in unfinished.itertuples():
-        console.print(Text(f"{row.task} × {row.model} (seed {row.seed}): {row.status} - {row.error}"))
+        console.print(
+            Text(f"{row.task} × {row.model} (seed {row.seed}): {row.status} - {row.error}")
+        )
 
 
 @main.command("list")
@@ -179,11 +209,17 @@ def list_plugins() -> None:
     for name, task in sorted(registry.tasks.items()):
         shape = task.shape
         tasks.add_row(
-            *map(Text, (
-                name, f"{shape.input_kind} ({shape.input_size})",
-                f"{shape.output_kind} ({shape.output_size})", task.primary_metric,
-                _package(registry.origin("task", name)), task.description,
-            ))
+            *map(
+                Text,
+                (
+                    name,
+                    f"{shape.input_kind} ({shape.input_size})",
+                    f"{shape.output_kind} ({shape.output_size})",
+                    task.primary_metric,
+                    _package(registry.origin("task", name)),
+                    task.description,
+                ),
+            )
         )
     models = Table(title="models")
     for column in ("name", "inputs", "package"):
@@ -191,10 +227,15 @@ def list_plugins() -> None:
     models.add_column("description", overflow="fold", min_width=20)
     for name, model in sorted(registry.models.items()):
         models.add_row(
-            *map(Text, (
-                name, ", ".join(sorted(model.input_kinds)),
-                _package(registry.origin("model", name)), model.description,
-            ))
+            *map(
+                Text,
+                (
+                    name,
+                    ", ".join(sorted(model.input_kinds)),
+                    _package(registry.origin("model", name)),
+                    model.description,
+                ),
+            )
         )
     console.print(tasks)
     console.print(models)
@@ -242,7 +283,9 @@ def report(run_dir: str) -> None:
 @click.option("-t", "--task", required=True, help="Task of the saved model.")
 @click.option("-m", "--model", required=True, help="Model name.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--prefix", required=True, help='Prompt, e.g. "2 3 4" (consecutive) or "hel" (hello).')
+@click.option(
+    "--prefix", required=True, help='Prompt, e.g. "2 3 4" (consecutive) or "hel" (hello).'
+)
 @click.option("--steps", type=int, default=5, show_default=True, help="Steps to generate.")
 @_friendly
 def predict(run_dir: str, task: str, model: str, seed: int, prefix: str, steps: int) -> None:
@@ -254,7 +297,9 @@ def predict(run_dir: str, task: str, model: str, seed: int, prefix: str, steps: 
 
 @main.command("bench-plot")
 @click.argument("json_path", type=click.Path(dir_okay=False, exists=True))
-@click.option("--out", type=click.Path(file_okay=False), default="results/benchmarks", show_default=True)
+@click.option(
+    "--out", type=click.Path(file_okay=False), default="results/benchmarks", show_default=True
+)
 @_friendly
 def bench_plot(json_path: str, out: str) -> None:
     """Plot a saved pytest-benchmark JSON (timings per model, scaling sweeps)."""

@@ -87,7 +87,9 @@ def read_toml(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_config(config_file: Path | None, overrides: dict[str, Any], cwd: Path | None = None) -> RunConfig:
+def load_config(
+    config_file: Path | None, overrides: dict[str, Any], cwd: Path | None = None
+) -> RunConfig:
     """Defaults < ``[tool.harness]`` in ./pyproject.toml (or ``config_file``) < ``overrides``."""
     settings: dict[str, Any] = {}
     if config_file is not None:

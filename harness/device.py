@@ -34,7 +34,8 @@ def resolve_device(name: str) -> Any:
         index = int(name.split(":")[1]) if ":" in name else 0
         if index >= torch.cuda.device_count():
             raise DeviceError(
-                f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+                f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) "
+                "exist"
             )
     if name == "mps" and not torch.backends.mps.is_available():
         raise DeviceError("device 'mps' requested but MPS is not available here")

@@ -46,8 +46,10 @@ def aggregate(cells: pd.DataFrame, task: str, meta: dict[str, Any]) -> pd.DataFr
     numeric = [
         c
         for c in ok.columns
-        if c not in ("seed",) and pd.api.types.is_numeric_dtype(pd.to_numeric(ok[c], errors="coerce"))
-        and ok[c].notna().any() and ok[c].map(lambda v: not isinstance(v, (bool, str))).all()
+        if c not in ("seed",)
+        and pd.api.types.is_numeric_dtype(pd.to_numeric(ok[c], errors="coerce"))
+        and ok[c].notna().any()
+        and ok[c].map(lambda v: not isinstance(v, (bool, str))).all()
     ]
     rows = []
     for model, group in ok.groupby("model", sort=False):
@@ -130,7 +132,10 @@ def display_table(frame: pd.DataFrame, meta: dict[str, Any], compact: bool = Fal
     primary = meta["primary_metric"]
     rows = []
     for _, row in frame.iterrows():
-        shown: dict[str, str] = {"rank": str(row["rank"]) + ("" if row["separable"] else "="), "model": row["model"]}
+        shown: dict[str, str] = {
+            "rank": str(row["rank"]) + ("" if row["separable"] else "="),
+            "model": row["model"],
+        }
         for test, train in SHOWN:
             if test in row and not pd.isna(row.get(test)) and (not compact or test == primary):
                 shown[test] = _fmt(row[test], row.get(f"{test}_ci95"))
@@ -168,10 +173,13 @@ def markdown(cells: pd.DataFrame, metas: dict[str, dict[str, Any]]) -> str:
         frame = aggregate(cells, task, meta)
         direction = "higher" if meta["higher_is_better"] else "lower"
         parts += [f"## {task}", "", meta.get("description", ""), ""]
-        parts += [f"Ranked by held-out `{meta['primary_metric']}` ({direction} is better). "
-                  "Values are mean ± 95% CI over seeds; `=` after a rank: not separable from "
-                  "another model with the same rank (intervals overlap). Rows in parentheses are "
-                  "trivial baselines and the best achievable figures.", ""]
+        parts += [
+            f"Ranked by held-out `{meta['primary_metric']}` ({direction} is better). "
+            "Values are mean ± 95% CI over seeds; `=` after a rank: not separable from "
+            "another model with the same rank (intervals overlap). Rows in parentheses are "
+            "trivial baselines and the best achievable figures.",
+            "",
+        ]
         if frame.empty:
             parts += ["No finished cells.", ""]
         else:

@@ -28,7 +28,9 @@ def loss_curves(curves: pd.DataFrame, task: str, out: Path) -> Path | None:
         mean = group.groupby("epoch")[["train_loss", "test_loss"]].mean()
         colour = f"C{i % 10}"
         ax.plot(mean.index, mean["test_loss"], color=colour, label=f"{model} held-out")
-        ax.plot(mean.index, mean["train_loss"], color=colour, linestyle="--", label=f"{model} train")
+        ax.plot(
+            mean.index, mean["train_loss"], color=colour, linestyle="--", label=f"{model} train"
+        )
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (log scale)")
@@ -112,14 +114,22 @@ def predictions(records: list[dict[str, Any]], task: str, out: Path) -> Path | N
     if not chosen:
         return None
     plt = _pyplot()
-    fig, axes = plt.subplots(len(chosen), 1, figsize=(9, 2.4 * len(chosen)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(chosen), 1, figsize=(9, 2.4 * len(chosen)), sharex=True, squeeze=False
+    )
     for ax, (model, samples) in zip(axes[:, 0], chosen.items()):
         truth = samples["truth"]
         steps = range(len(truth))
         ax.plot(steps, truth, color="black", linewidth=2, label="truth")
         teacher = samples.get("teacher_forced")
         if teacher:
-            ax.plot(range(1, 1 + len(teacher)), teacher, color="C0", linestyle="--", label="teacher-forced")
+            ax.plot(
+                range(1, 1 + len(teacher)),
+                teacher,
+                color="C0",
+                linestyle="--",
+                label="teacher-forced",
+            )
         rollout = samples.get("rollout")
         if rollout:
             warm = samples.get("warmup", len(truth) - len(rollout))

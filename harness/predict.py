@@ -8,7 +8,9 @@ from pathlib import Path
 from harness.errors import HarnessError, unknown_name
 
 
-def continue_prompt(out: Path, task_name: str, model_name: str, seed: int, prompt: str, steps: int) -> str:
+def continue_prompt(
+    out: Path, task_name: str, model_name: str, seed: int, prompt: str, steps: int
+) -> str:
     """The prompt and its continuation, as the task shows them."""
     import torch
 

@@ -11,7 +11,9 @@ from harness.results import cells_frame, curves_frame
 from harness.storage import write_atomic, write_frame
 
 
-def write_report(out: Path, records: list[dict[str, Any]], metas: dict[str, dict[str, Any]]) -> None:
+def write_report(
+    out: Path, records: list[dict[str, Any]], metas: dict[str, dict[str, Any]]
+) -> None:
     """Write cells.{csv,parquet}, curves.{csv,parquet}, leaderboard.{md,csv} and plots/*.png."""
     cells = cells_frame(records)
     curves = curves_frame(records)

@@ -15,7 +15,16 @@ CORE_COLUMNS = [
     "epochs", "batch_size", "hidden_size", "num_layers", "optimizer", "lr",
     "device", "device_name", "dtype", "threads", "torch_version", "python_version", "config_hash",
 ]  # fmt: skip
-CURVE_COLUMNS = ["cell_id", "task", "model", "seed", "epoch", "train_loss", "test_loss", "test_accuracy"]
+CURVE_COLUMNS = [
+    "cell_id",
+    "task",
+    "model",
+    "seed",
+    "epoch",
+    "train_loss",
+    "test_loss",
+    "test_accuracy",
+]
 _NOT_IN_TABLE = {"curve", "samples", "traceback", "state_dict"}
 
 
@@ -33,7 +42,13 @@ def cells_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 def curves_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per cell and epoch: train loss, held-out loss and accuracy."""
     rows = [
-        {"cell_id": r["cell_id"], "task": r["task"], "model": r["model"], "seed": r["seed"], **point}
+        {
+            "cell_id": r["cell_id"],
+            "task": r["task"],
+            "model": r["model"],
+            "seed": r["seed"],
+            **point,
+        }
         for r in records
         for point in r.get("curve") or []
     ]

@@ -162,7 +162,9 @@ class Task(ABC):
         try:
             values = [kind(part) for part in text.split()]
         except ValueError:
-            raise ValueError(f"task {self.name!r} expects space-separated {kind.__name__}s, not {text!r}") from None
+            raise ValueError(
+                f"task {self.name!r} expects space-separated {kind.__name__}s, not {text!r}"
+            ) from None
         if kind is int and any(not 0 <= v < self.shape.input_size for v in values):
             raise ValueError(f"task {self.name!r} takes token ids 0..{self.shape.input_size - 1}")
         if not values:
@@ -193,7 +195,8 @@ class Task(ABC):
                 except ValueError:
                     kind = type(current).__name__
                     raise ValueError(
-                        f"task {self.name!r} option {key!r} takes {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not {value!r}"
+                        f"task {self.name!r} option {key!r} takes {_article(kind)} {kind}, "
+                        f"not {value!r}"
                     ) from None
             converted[key] = value
         return dataclasses.replace(self, **converted)
@@ -207,3 +210,7 @@ def _convert(text: str, kind: type) -> Any:
             return False
         raise ValueError(f"expected a boolean, not {text!r}")
     return kind(text)
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"

@@ -115,9 +115,7 @@ def train_cell(
         for first in range(0, n_train, recipe.batch_size):
             index = perm[first : first + recipe.batch_size].to(device)
             x, y = data.train_inputs[index], data.train_targets[index]
-            if not recipe.carry_state:
-                state = None
-            elif state is not None and _batch_of(state) != len(index):
+            if not recipe.carry_state or state is not None and _batch_of(state) != len(index):
                 state = None
             loss, state = step(x, y, state)
             state = detach_state(state) if recipe.carry_state else None
@@ -176,7 +174,11 @@ def _batch_of(state: Any) -> int:
 
 @torch.no_grad()
 def _time_inference(
-    net: torch.nn.Module, inputs: torch.Tensor, batch_size: int, device: torch.device, repeats: int = 5
+    net: torch.nn.Module,
+    inputs: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+    repeats: int = 5,
 ) -> dict[str, float]:
     """Forward-only speed on one held-out batch: warm up, then the median of timed repeats."""
     batch = inputs[:batch_size]

@@ -15,4 +15,10 @@ def build(shape, hidden_size: int, num_layers: int):
 
 @hookimpl
 def register_models(register):
-    register(Model(name="gru", description="torch.nn.GRU over one-hot or value inputs, linear head", build=build))
+    register(
+        Model(
+            name="gru",
+            description="torch.nn.GRU over one-hot or value inputs, linear head",
+            build=build,
+        )
+    )

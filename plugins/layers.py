@@ -27,7 +27,7 @@ class InputEncoder(nn.Module):
 
 
 class TorchRecurrent(nn.Module):
-    """``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` over (optionally one-hot) inputs, then a linear head."""
+    """``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` over (one-hot or value) inputs, then a linear head."""
 
     def __init__(
         self, layer: type[nn.Module], shape: TaskShape, hidden_size: int, num_layers: int
@@ -107,7 +107,9 @@ class ScratchRNN(nn.Module):
             nn.Parameter(torch.empty(hidden_size).uniform_(-scale, scale))
             for _ in range(num_layers)
         )
-        self.W_hy = nn.Parameter(torch.empty(hidden_size, shape.output_size).uniform_(-scale, scale))
+        self.W_hy = nn.Parameter(
+            torch.empty(hidden_size, shape.output_size).uniform_(-scale, scale)
+        )
         self.b_y = nn.Parameter(torch.zeros(shape.output_size))
 
     def forward(self, inputs: torch.Tensor, state=None):

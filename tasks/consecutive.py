@@ -100,7 +100,9 @@ class Consecutive(Task):
     def make_data(self, seed: int) -> TaskData:
         import torch
 
-        train = make_sequence(np.random.default_rng([seed, 0]), self.length, self.group, self.max_start)
+        train = make_sequence(
+            np.random.default_rng([seed, 0]), self.length, self.group, self.max_start
+        )
         test = make_sequence(
             np.random.default_rng([seed, 1]), self.test_length, self.group, self.max_start
         )

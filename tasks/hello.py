@@ -48,7 +48,9 @@ class Hello(Task):
     def encode_prompt(self, text: str) -> list[int]:
         unknown = sorted(set(text) - set(self.vocabulary))
         if unknown or not text:
-            raise ValueError(f"hello takes characters from {''.join(self.vocabulary)}, not {text!r}")
+            raise ValueError(
+                f"hello takes characters from {''.join(self.vocabulary)}, not {text!r}"
+            )
         return [self.vocabulary.index(c) for c in text]
 
     def decode(self, values: list[int]) -> str:

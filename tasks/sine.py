@@ -52,7 +52,8 @@ class Sine(Task):
     recipe = Recipe(epochs=300, batch_size=16, lr=0.02, optimizer="adam", hidden_size=16, clip=1.0)
     metric_descriptions = {
         "rollout_mse": (
-            "autoregressive MSE: the state is warmed up on the first `warmup` (10) held-out points, "
+            "autoregressive MSE: the state is warmed up on the first `warmup` (10) held-out "
+            "points, "
             "then each prediction is fed back in for the rest of the curve (a rollout from a "
             "single value is ill-posed: one value does not say whether the curve rises or falls)"
         ),
@@ -76,7 +77,9 @@ class Sine(Task):
         elif self.train_phases == "continuous":
             train_k = train_rng.uniform(0.0, 2 * math.pi, self.train_curves)
         else:
-            raise ValueError(f"train_phases must be 'continuous' or 'tutorial', not {self.train_phases!r}")
+            raise ValueError(
+                f"train_phases must be 'continuous' or 'tutorial', not {self.train_phases!r}"
+            )
         train = curves(train_k, self.points, self.span)
         test_phases = test_rng.uniform(0.0, 2 * math.pi, self.test_curves)
         test = curves(test_phases, self.points, self.span)
@@ -118,7 +121,9 @@ class Sine(Task):
                 "predict the current value (next = current)",
                 {
                     "test_loss": float(((targets - inputs) ** 2).mean()),
-                    "test_accuracy": float(((targets - inputs).abs() <= self.tolerance).float().mean()),
+                    "test_accuracy": float(
+                        ((targets - inputs).abs() <= self.tolerance).float().mean()
+                    ),
                 },
             ),
         ]

@@ -58,10 +58,19 @@ def test_cells_table_columns_and_rows(small_run):
     na = cells[cells["status"] == "not-applicable"]
     assert list(zip(na["task"], na["model"])) == [("sine", "embedding-rnn")]
     ok = cells[cells["status"] == "ok"]
-    assert len(ok) == 8 and ok[["train_loss", "test_loss", "params", "train_throughput"]].notna().all().all()
+    assert (
+        len(ok) == 8
+        and ok[["train_loss", "test_loss", "params", "train_throughput"]].notna().all().all()
+    )
     assert ok[ok["task"] == "sine"]["test_perplexity"].isna().all()  # never a made-up number
     assert ok[ok["task"] != "sine"]["test_perplexity"].notna().all()
-    assert {"task_probe", "task_probe_ok", "task_exact", "task_first_exact_epoch", "task_rollout_mse"} <= set(cells.columns)
+    assert {
+        "task_probe",
+        "task_probe_ok",
+        "task_exact",
+        "task_first_exact_epoch",
+        "task_rollout_mse",
+    } <= set(cells.columns)
     parquet = pd.read_parquet(out / "cells.parquet")
     assert list(parquet.columns) == list(cells.columns) and len(parquet) == len(cells)
 
@@ -101,7 +110,9 @@ def test_python_api_returns_the_same_table(small_run, tmp_path):
 
 def test_predict_continues_a_prefix(small_run, cli):
     out, _ = small_run
-    result = cli("predict", str(out), "-t", "consecutive", "-m", "rnn", "--prefix", "2 3 4", "--steps", "5")
+    result = cli(
+        "predict", str(out), "-t", "consecutive", "-m", "rnn", "--prefix", "2 3 4", "--steps", "5"
+    )
     assert result.returncode == 0, result.stderr
     tokens = result.stdout.split()
     assert tokens[:3] == ["2", "3", "4"] and len(tokens) == 8
@@ -182,7 +193,17 @@ def test_help_and_list_do_not_import_torch():
 def test_list_shows_tasks_models_input_kinds_and_packages(cli):
     result = cli("list")
     assert result.returncode == 0
-    for name in ("consecutive", "hello", "sine", "scratch-rnn", "rnn", "rnncell", "embedding-rnn", "lstm", "gru"):
+    for name in (
+        "consecutive",
+        "hello",
+        "sine",
+        "scratch-rnn",
+        "rnn",
+        "rnncell",
+        "embedding-rnn",
+        "lstm",
+        "gru",
+    ):
         assert name in result.stdout
     assert "harness 0.1.0" in result.stdout
     assert "tokens (20)" in result.stdout and "values (1)" in result.stdout

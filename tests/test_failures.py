@@ -58,8 +58,11 @@ def register_models(register):
 @pytest.fixture(scope="module")
 def trouble_env(tmp_path_factory):
     root = make_distribution(
-        tmp_path_factory.mktemp("dist"), "harness-trouble", "0.3.0",
-        {"harness_trouble": TROUBLE}, {"trouble": "harness_trouble"},
+        tmp_path_factory.mktemp("dist"),
+        "harness-trouble",
+        "0.3.0",
+        {"harness_trouble": TROUBLE},
+        {"trouble": "harness_trouble"},
     )
     return env_with(root)
 
@@ -67,8 +70,24 @@ def trouble_env(tmp_path_factory):
 def test_raising_and_diverging_cells_are_isolated(cli, tmp_path, trouble_env):
     out = tmp_path / "grid"
     result = cli(
-        "run", "-t", "hello", "-t", "sine", "-m", "raising", "-m", "diverging", "-m", "rnn",
-        "--epochs", "6", "-o", "sine.train_curves=8", "--out", str(out), env=trouble_env,
+        "run",
+        "-t",
+        "hello",
+        "-t",
+        "sine",
+        "-m",
+        "raising",
+        "-m",
+        "diverging",
+        "-m",
+        "rnn",
+        "--epochs",
+        "6",
+        "-o",
+        "sine.train_curves=8",
+        "--out",
+        str(out),
+        env=trouble_env,
     )
     assert result.returncode == 1, result.stderr
     cells = pd.read_csv(out / "cells.csv").set_index(["task", "model"])

@@ -27,7 +27,9 @@ DETERMINED = ["train_loss", "test_loss", "test_accuracy", "train_accuracy", "par
 def start(out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [*HARNESS, *GRID, "--out", str(out), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -102,7 +104,9 @@ def test_killed_pool_worker_is_replaced_and_the_grid_completes(tmp_path, clean_r
     out = tmp_path / "run"
     proc = start(out, "--workers", "2")
     wait_for_cells(proc, out, 1)
-    workers = [c for c in _children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+    workers = [
+        c for c in _children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()
+    ]
     assert workers, "no pool workers found"
     os.kill(workers[0], signal.SIGKILL)
     stdout, stderr = proc.communicate(timeout=300)

@@ -38,7 +38,9 @@ def test_consecutive_optimum_with_unlimited_context_matches_closed_form():
     inputs = seq[:-1][None, :]
     probs = bayes_predictive(inputs, 10, 10)[:, 40:]
     accuracy = probs.max(-1).mean()
-    entropy = -(np.where(probs > 0, probs * np.log(np.where(probs > 0, probs, 1)), 0)).sum(-1).mean()
+    entropy = (
+        -(np.where(probs > 0, probs * np.log(np.where(probs > 0, probs, 1)), 0)).sum(-1).mean()
+    )
     assert accuracy == pytest.approx(0.9 + 0.1 / 11, abs=0.003)
     assert math.exp(entropy) == pytest.approx(11**0.1, abs=0.01)
 

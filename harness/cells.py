@@ -116,8 +116,7 @@ def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -
     except Diverged as exc:
         record.update(status=STATUS_DIVERGED, error=str(exc.args[0]), curve=exc.args[1])
     except Exception as exc:  # a cell that raises is recorded, and every other cell runs
-        origin = registry.origins.get(("model", cell.model))
-        where = f" [model plugin {origin}]" if origin else ""
+        where = _blame(exc, registry, cell)
         record.update(
             status=STATUS_FAILED,
             error=f"{type(exc).__name__}: {exc}{where}".splitlines()[0],
@@ -131,6 +130,26 @@ def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -
             record["state_dict"] = outcome.state_dict
     record["wall_seconds"] = time.perf_counter() - started
     return record
+
+
+def _blame(exc: BaseException, registry: Any, cell: Cell) -> str:
+    """Name the plugin (and its package) whose code raised, so the error says where to look.
+
+    The innermost traceback frame inside a plugin's module decides; when no plugin module is
+    on the stack (e.g. torch raised on the model's behalf), the cell's model plugin is named.
+    """
+    tb = exc.__traceback__
+    modules = []
+    while tb is not None:
+        modules.append(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    plugins = getattr(registry, "plugins", [])
+    for module in reversed(modules):
+        for origin in plugins:
+            if module == origin.module or module.startswith(origin.module + "."):
+                return f" [plugin {origin}]"
+    origin = registry.origins.get(("model", cell.model))
+    return f" [model plugin {origin}]" if origin else ""
 
 
 def init_worker(threads: int, pool: bool = False) -> None:

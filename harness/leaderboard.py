@@ -69,10 +69,13 @@ def aggregate(cells: pd.DataFrame, task: str, meta: dict[str, Any]) -> pd.DataFr
     frame["rank"] = [_rank(frame, i, primary, higher) for i in range(len(frame))]
     counts = frame["rank"].value_counts()
     frame["separable"] = frame["rank"].map(lambda r: counts[r] == 1)
-    optimum = meta.get("optimum", {})
-    if primary in optimum:
-        sign = 1 if higher else -1
-        frame[f"gap_to_best_{primary}"] = sign * (optimum[primary] - frame[primary])
+    for metric, best in meta.get("optimum", {}).items():
+        if metric in frame:  # positive: how far the model is from the best achievable
+            better_up = higher if metric == primary else metric.endswith("accuracy")
+            worse = frame[metric] < best if better_up else frame[metric] > best
+            frame[f"gap_to_best_{metric}"] = (frame[metric] - best).abs() * worse.map(
+                {True: 1, False: -1}
+            )
     return frame.sort_values(["rank", primary], ascending=[True, not higher]).reset_index(drop=True)
 
 
@@ -140,9 +143,10 @@ def display_table(frame: pd.DataFrame, meta: dict[str, Any], compact: bool = Fal
             if test in row and not pd.isna(row.get(test)) and (not compact or test == primary):
                 shown[test] = _fmt(row[test], row.get(f"{test}_ci95"))
                 shown[train] = _fmt(row.get(train), row.get(f"{train}_ci95"))
-        gap = f"gap_to_best_{primary}"
-        if gap in row:
-            shown[gap if not compact else "gap to best"] = _fmt(row[gap])
+        for test, _ in SHOWN:
+            gap = f"gap_to_best_{test}"
+            if gap in row and (test == primary or not compact):
+                shown[gap if not compact else "gap to best"] = _fmt(row[gap])
         for column in row.index:
             if column.startswith("task_") and not column.endswith(("_ci95", "_n")):
                 whole = column.endswith("epoch")

@@ -210,6 +210,7 @@ def execute_run(
             plan,
             out,
             workers=config.worker_count,
+            threads=config.threads,
             save_models=config.save_models,
             registry=registry,
             on_start=on_start,

@@ -68,6 +68,12 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     help="Cells run in N processes (default: one per CPU core).",
 )
 @click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="torch threads per worker (default: the cores split between the workers).",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False),
     default=None,

@@ -30,6 +30,7 @@ class RunConfig:
     hidden_size: int | None = None
     lr: float | None = None
     workers: int | None = None  # None: one per CPU core
+    threads: int | None = None  # torch threads per worker; None: the cores split between workers
     out: str | None = None
     results_dir: str = "results"
     resume: bool = False
@@ -38,9 +39,9 @@ class RunConfig:
 
     def validate(self) -> None:
         """Raise :class:`HarnessError` for nonsense values, one clear line each."""
-        for name in ("seeds", "workers"):
+        for name in ("seeds", "workers", "threads"):
             value = getattr(self, name)
-            if name == "workers" and value is None:
+            if name in ("workers", "threads") and value is None:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise HarnessError(f"{name} must be a positive integer, not {value!r}")

@@ -61,12 +61,12 @@ class ProcessExecutor:
         self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
 
 
-def make_executor(workers: int, cores: int | None = None) -> Executor:
-    """One worker: in-process with every core; more: a pool splitting the cores between them."""
+def make_executor(workers: int, threads: int | None = None) -> Executor:
+    """One worker: in-process; more: a process pool. ``threads`` per worker defaults to the
+    cores split between the workers, so they do not fight over cores."""
     import os
 
-    cores = cores or os.cpu_count() or 1
-    threads = max(1, cores // workers)
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     if workers == 1:
         return InProcessExecutor(threads)
     return ProcessExecutor(workers, threads)

@@ -93,6 +93,7 @@ def run_grid(
     *,
     workers: int = 1,
     save_models: bool = False,
+    threads: int | None = None,
     registry: Registry | None = None,
     on_start: Callable[[int, int], None] = lambda total, done: None,
     on_done: Callable[[dict[str, Any]], None] = lambda record: None,
@@ -120,7 +121,9 @@ def run_grid(
 
     restarts = 0
     while pending:
-        broken = _run_pending(pending, out, workers, save_models, registry, records, on_done)
+        broken = _run_pending(
+            pending, out, workers, threads, save_models, registry, records, on_done
+        )
         pending = [cell for cell in plan.cells if cell.cell_id not in records]
         if pending and broken:
             restarts += 1
@@ -140,6 +143,7 @@ def _run_pending(
     pending: list[Cell],
     out: Path,
     workers: int,
+    threads: int | None,
     save_models: bool,
     registry: Registry | None,
     records: dict[str, dict[str, Any]],
@@ -147,7 +151,7 @@ def _run_pending(
 ) -> bool:
     """Feed ``pending`` to an executor a few at a time; True when the pool broke."""
     workers = min(workers, len(pending))
-    executor = make_executor(workers)
+    executor = make_executor(workers, threads)
     queue = list(pending)
     in_flight: set[Future] = set()
     capacity = 1 if workers == 1 else workers + 1

@@ -18,7 +18,7 @@ from tests.conftest import HARNESS
 
 GRID = [
     "run", "-t", "consecutive", "-t", "hello", "-m", "rnn", "-m", "gru", "-m", "scratch-rnn",
-    "--seeds", "2", "--epochs", "4", "-o", "consecutive.length=300",
+    "--seeds", "2", "--epochs", "4", "-o", "consecutive.length=300", "--threads", "1",
 ]  # fmt: skip
 CELLS = 2 * 3 * 2
 DETERMINED = ["train_loss", "test_loss", "test_accuracy", "train_accuracy", "params", "task_probe"]

@@ -19,9 +19,12 @@ import pluggy
 
 from harness import hookspecs
 from harness.model import Model
-from harness.task import Task
+from harness.task import Recipe, Task, TaskShape
 
 ENTRY_POINT_GROUP = "harness"
+#: The distribution whose entry points are the built-ins: they load first, so a third-party
+#: plugin that registers a taken name is the one reported, never a built-in.
+HOST = "harness"
 #: Comma-separated entry-point names to load exclusively / to skip (like llm's LLM_LOAD_PLUGINS).
 ENV_ALLOW = "HARNESS_PLUGINS"
 ENV_BLOCK = "HARNESS_DISABLE_PLUGINS"
@@ -77,11 +80,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
+    """The group's entry points: the harness's own first, then the rest by name."""
     found = metadata.entry_points(group=ENTRY_POINT_GROUP)
     unique = {}
     for ep in found:  # the same dist can appear twice on odd sys.paths; keep the first
         unique.setdefault((ep.name, ep.value), ep)
-    return sorted(unique.values(), key=lambda ep: ep.name)
+    return sorted(unique.values(), key=lambda ep: (_origin(ep).package != HOST, ep.name))
 
 
 def _origin(ep: metadata.EntryPoint) -> Origin:
@@ -127,7 +131,7 @@ def load_plugins(
         origin = _origin(ep)
         try:
             loaded.append((origin, ep.load()))
-        except Exception as exc:  # a plugin's import error must not take the host down
+        except (Exception, SystemExit) as exc:  # a plugin's import must not take the host down
             fail(origin, exc)
     for name, obj in extra:
         module = getattr(obj, "__name__", type(obj).__name__)
@@ -138,7 +142,7 @@ def load_plugins(
         if api != PLUGIN_API_VERSION:
             fail(
                 origin,
-                f"written for harness plugin API {api}, but this harness speaks "
+                f"written for harness plugin API {api!r}, but this harness speaks "
                 f"API {PLUGIN_API_VERSION}; upgrade the plugin or harness",
             )
             continue
@@ -149,17 +153,19 @@ def load_plugins(
             continue
         registry.plugins.append(origin)
 
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:  # a misspelled hook name
-        bad = getattr(exc, "plugin", None)
-        name = pm.get_name(bad) if bad is not None else None
-        origin = next((o for o in registry.plugins if o.plugin == name), None)
-        if origin is None:
-            raise
-        pm.unregister(bad)
-        registry.plugins.remove(origin)
-        fail(origin, f"implements an unknown hook: {_one_line(exc)}")
+    while True:  # check_pending reports one misspelled hook at a time: drop each such plugin
+        try:
+            pm.check_pending()
+            break
+        except pluggy.PluginValidationError as exc:
+            bad = getattr(exc, "plugin", None)
+            name = pm.get_name(bad) if bad is not None else None
+            origin = next((o for o in registry.plugins if o.plugin == name), None)
+            if origin is None:
+                raise
+            pm.unregister(bad)
+            registry.plugins.remove(origin)
+            fail(origin, f"implements an unknown hook: {_one_line(exc)}")
 
     by_name = {o.plugin: o for o in registry.plugins}
     for hook_name, kind, expected in (
@@ -172,7 +178,7 @@ def load_plugins(
             offered: list[Any] = []
             try:
                 impl.function(register=offered.append)
-            except Exception as exc:  # a hook that raises registers nothing
+            except (Exception, SystemExit) as exc:  # a hook that raises registers nothing
                 fail(origin, exc)
                 continue
             for item in offered:
@@ -192,14 +198,28 @@ def load_plugins(
 
 
 def _validate(item: Any, kind: str, expected: type) -> str | None:
-    """Why ``item`` is not a valid task/model, or ``None``."""
+    """Why ``item`` is not a valid task/model, or ``None``. Never raises: a task property
+    that raises makes the plugin broken, not the host."""
+    try:
+        return _problem(item, kind, expected)
+    except Exception as exc:
+        return f"registered a {kind} that cannot be inspected: {_one_line(exc)}"
+
+
+def _problem(item: Any, kind: str, expected: type) -> str | None:
     if not isinstance(item, expected):
-        return f"registered {item!r}, which is not a harness.{expected.__name__}"
+        return f"registered {_short_repr(item)}, which is not a harness.{expected.__name__}"
     name = getattr(item, "name", "")
-    if not isinstance(name, str) or not name.strip() or " " in name:
+    if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
         return f"registered a {kind} with an invalid name {name!r}"
     if kind == "task":
-        for attr in ("shape", "recipe"):
-            if not hasattr(item, attr):
-                return f"task {name!r} declares no {attr}"
+        for attr, cls in (("shape", TaskShape), ("recipe", Recipe)):
+            value = getattr(item, attr, None)
+            if not isinstance(value, cls):
+                return f"task {name!r} declares no {attr} (a harness.{cls.__name__}), got {value!r}"
     return None
+
+
+def _short_repr(item: Any) -> str:
+    text = repr(item)
+    return text if len(text) <= 80 else text[:77] + "..."

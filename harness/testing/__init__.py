@@ -1,1 +1,29 @@
-"""Test helpers for plugin authors (filled in by the conformance kit)."""
+"""The conformance kit: checks plugin authors run in their own test suites.
+
+::
+
+    from harness.testing import check_model, check_task, conformance_tests
+
+    test_conformance = conformance_tests("my-harness-plugin")  # every task and model it registers
+
+    def test_my_task_with_other_settings():
+        check_task(MyTask(length=10))
+
+Each check raises ``AssertionError`` with a message naming the task or model and what is wrong.
+Importing this package does not import torch; the checks do, when they run.
+"""
+
+from harness.testing.models import check_model
+from harness.testing.reference import REFERENCE_MODEL
+from harness.testing.suite import Case, check_import_is_light, conformance_cases, conformance_tests
+from harness.testing.tasks import check_task
+
+__all__ = [
+    "REFERENCE_MODEL",
+    "Case",
+    "check_import_is_light",
+    "check_model",
+    "check_task",
+    "conformance_cases",
+    "conformance_tests",
+]

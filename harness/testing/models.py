@@ -1,0 +1,177 @@
+"""``check_model``: does a model keep the module contract the shared loops rely on?
+
+One training loop, one scoring function and one generation loop serve every model, so each
+built network must map (batch, time, ...) inputs and an optional state to (batch, time, output)
+outputs and a state that, carried into the next call, continues the sequence exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from harness.model import Model
+from harness.task import INPUT_KINDS, Recipe, TaskShape
+from harness.testing.common import check_name, check_text, fail, one_thread
+
+#: Task shapes a model is built for, per input kind: both output kinds for each.
+SHAPES = {
+    "tokens": (TaskShape("tokens", 5, "classes", 5), TaskShape("tokens", 5, "values", 2)),
+    "values": (TaskShape("values", 3, "values", 2), TaskShape("values", 3, "classes", 4)),
+}
+
+
+def check_model(
+    model: Model,
+    *,
+    hidden_size: int = 8,
+    layers: Sequence[int] = (1, 2),
+    batch: int = 3,
+    steps: int = 9,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+) -> None:
+    """Check a model for every input kind it claims; raise AssertionError if broken.
+
+    For each kind, both output kinds and each layer count: output and state shapes, that the
+    state carried across a split equals one whole pass (within ``rtol``/``atol``), that
+    sequences in a batch do not see each other, and that a few training steps through
+    :func:`harness.train.make_training_step` give a finite loss and move every parameter.
+    """
+    subject = f"model {getattr(model, 'name', model)!r}"
+    if not isinstance(model, Model):
+        fail(subject, f"{type(model).__name__} is not a harness.Model")
+    check_name(subject, model.name)
+    check_text(subject, "description", model.description)
+    if not model.input_kinds:
+        fail(subject, "input_kinds is empty: the model serves no task")
+    for kind in INPUT_KINDS:
+        for shape in SHAPES[kind]:
+            reason = model.cannot_serve(shape)
+            if kind in model.input_kinds and reason is not None:
+                fail(subject, f"claims {kind} inputs but cannot_serve({shape}) says {reason!r}")
+            if kind not in model.input_kinds and not (isinstance(reason, str) and reason):
+                fail(subject, f"does not claim {kind} inputs, so cannot_serve must give a reason")
+    with one_thread():
+        for kind in sorted(model.input_kinds):
+            for shape in SHAPES[kind]:
+                for n in layers:
+                    where = f"{subject} ({shape.input_kind} -> {shape.output_kind}, {n} layer(s))"
+                    check_network(model, shape, hidden_size, n, batch, steps, rtol, atol, where)
+
+
+def example_batch(shape: TaskShape, batch: int, steps: int, seed: int = 0) -> tuple[Any, Any]:
+    """Random inputs and targets of the right kinds for ``shape``."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    if shape.input_kind == "tokens":
+        x = torch.randint(0, shape.input_size, (batch, steps), generator=g)
+    else:
+        x = torch.randn(batch, steps, shape.input_size, generator=g)
+    if shape.output_kind == "classes":
+        y = torch.randint(0, shape.output_size, (batch, steps), generator=g)
+    else:
+        y = torch.randn(batch, steps, shape.output_size, generator=g)
+    return x, y
+
+
+def check_network(
+    model: Model,
+    shape: TaskShape,
+    hidden_size: int,
+    num_layers: int,
+    batch: int,
+    steps: int,
+    rtol: float,
+    atol: float,
+    where: str,
+) -> None:
+    import torch
+
+    from harness.train import _batch_of, detach_state, make_training_step
+
+    torch.manual_seed(0)
+    net = model.build(shape, hidden_size, num_layers)
+    if not isinstance(net, torch.nn.Module):
+        fail(where, f"build returned a {type(net).__name__}, not a torch.nn.Module")
+    if not any(p.requires_grad for p in net.parameters()):
+        fail(where, "the network has no trainable parameters")
+    x, y = example_batch(shape, batch, steps)
+
+    def close(actual: Any, expected: Any, what: str) -> None:
+        try:
+            torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol)
+        except AssertionError as exc:
+            fail(where, f"{what}: {str(exc).splitlines()[0]} ({str(exc).splitlines()[-1].strip()})")
+
+    net.eval()
+    with torch.no_grad():
+        result = net(x, None)
+        if not (isinstance(result, tuple) and len(result) == 2):
+            fail(where, "forward must return (outputs, state)")
+        out, state = result
+        expected = (batch, steps, shape.output_size)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            fail(where, f"outputs must be (batch, time, output_size) = {expected}, not {got}")
+        if not out.is_floating_point() or not torch.isfinite(out).all():
+            fail(where, "outputs must be finite floats")
+        close(net(x)[0], out, "net(x) differs from net(x, None): state must default to None")
+        _check_state(state, batch, where, _batch_of)
+        for split in sorted({1, steps // 2, steps - 1}):
+            first, carried = net(x[:, :split], None)
+            second, _ = net(x[:, split:], carried)
+            close(
+                torch.cat([first, second], dim=1),
+                out,
+                f"steps 0..{split - 1} then {split}..{steps - 1} with the state carried differ "
+                "from the whole sequence in one call",
+            )
+        alone, _ = net(x[1:2], None)
+        close(alone, out[1:2], "a sequence's outputs change with the other sequences in its batch")
+
+    net.train()
+    recipe = Recipe(epochs=1, batch_size=batch, lr=0.01, optimizer="adam", clip=1.0)
+    step = make_training_step(net, recipe, shape.output_kind)
+    before = {name: p.detach().clone() for name, p in net.named_parameters() if p.requires_grad}
+    loss, carried = step(x, y, None)
+    losses = [loss, step(x, y, detach_state(carried))[0], step(x, y, None)[0]]
+    if not all(torch.isfinite(value) for value in losses):
+        fail(where, f"training losses are not finite: {[float(v) for v in losses]}")
+    frozen = [n for n, p in net.named_parameters() if n in before and p.grad is None]
+    if frozen:
+        fail(where, f"no gradient reaches {', '.join(frozen)}: is every parameter used in forward?")
+    still = [n for n, p in net.named_parameters() if n in before and torch.equal(p, before[n])]
+    if len(still) == len(before):
+        fail(where, "three training steps changed no parameter")
+
+
+def _check_state(state: Any, batch: int, where: str, batch_of: Any) -> None:
+    """A state is None, a tensor, or a tuple/list of them: what the trainer can detach and carry."""
+    import torch
+
+    def tensors(value: Any) -> list[Any]:
+        if isinstance(value, torch.Tensor):
+            return [value]
+        if isinstance(value, (tuple, list)):
+            return [t for item in value for t in tensors(item)]
+        fail(
+            where, f"the state holds a {type(value).__name__}; use tensors, tuples or lists of them"
+        )
+
+    if state is None:
+        return
+    if not tensors(state):
+        fail(where, "the state is an empty tuple; return None for no state")
+    try:
+        found = batch_of(state)
+    except Exception as exc:  # e.g. a tuple whose first item is not a tensor
+        fail(where, f"the trainer cannot read the batch size of the state: {exc}")
+    if found != batch:
+        fail(
+            where,
+            f"the trainer reads the batch size of a state from its first tensor (dimension 1 "
+            f"of a 3-D tensor, as in nn.RNN's (layers, batch, hidden), else dimension 0) and "
+            f"finds {found}, not {batch}: with carry_state it would drop the state every batch",
+        )

@@ -1,0 +1,185 @@
+"""Third-party plugin packages, installed with pip for real, as a user would.
+
+``examples/harness-longrange`` is pip-installed into this environment for the module's tests and
+uninstalled afterwards, then found through its entry points like any user's package. The worked
+example of docs/plugins.md is extracted from the page, pip-installed into a folder of its own,
+and its own test suite run against it, so the page stays correct.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.plugins import Origin, load_plugins
+from harness.testing import check_import_is_light, check_model, check_task
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "harness-longrange"
+PACKAGE, VERSION = "harness-longrange", "0.1.0"
+PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    return {**env, "COLUMNS": "200", **extra}
+
+
+def installed(name: str) -> bool:
+    try:
+        importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def longrange(tmp_path_factory):
+    """harness-longrange installed into this environment with pip, uninstalled at the end.
+
+    Module-scoped, so the rest of the session sees only the built-ins again. Built from a copy,
+    so the build leaves nothing in the source tree. When the package is already installed (a
+    developer's ``pip install -e``), that installation is used and left alone.
+    """
+    if installed(PACKAGE):
+        yield
+        return
+    source = tmp_path_factory.mktemp("src") / EXAMPLE.name
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    install = [*PIP, "install", "--no-build-isolation", "--no-deps", str(source)]
+    done = subprocess.run(install, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        subprocess.run([*PIP, "uninstall", "-y", PACKAGE], capture_output=True, timeout=300)
+        importlib.invalidate_caches()
+
+
+@pytest.fixture(scope="module")
+def plugins(longrange):
+    return load_plugins()
+
+
+def test_entry_points_register_the_task_and_model_with_their_package(plugins):
+    assert plugins.broken == []
+    assert plugins.origin("task", "adding") == Origin(
+        "adding", PACKAGE, VERSION, "harness_longrange.adding"
+    )
+    assert plugins.origin("model", "tcn") == Origin(
+        "tcn", PACKAGE, VERSION, "harness_longrange.tcn"
+    )
+    assert {"hello", "gru"} <= set(plugins.tasks) | set(plugins.models)  # built-ins beside it
+
+
+def test_the_task_passes_the_kit(plugins):
+    check_task(plugins.tasks["adding"])
+
+
+def test_the_model_passes_the_kit(plugins):
+    check_model(plugins.models["tcn"])
+
+
+@pytest.mark.parametrize("module", ["harness_longrange.adding", "harness_longrange.tcn"])
+def test_loading_the_plugin_does_not_import_torch(longrange, module):
+    check_import_is_light(module)
+
+
+def test_a_fresh_interpreter_finds_it(longrange):
+    code = (
+        "import json, sys\nfrom harness.plugins import load_plugins\nr = load_plugins()\n"
+        "print(json.dumps([str(r.origin('task', 'adding')), str(r.origin('model', 'tcn')), "
+        "'torch' in sys.modules]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    expected = [f"adding ({PACKAGE} {VERSION})", f"tcn ({PACKAGE} {VERSION})", False]
+    assert json.loads(done.stdout) == expected
+
+
+def test_harness_list_shows_it(longrange):
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "list"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    for name in ("adding", "tcn"):  # a table row: its name first, then its package
+        rows = [line for line in done.stdout.splitlines() if re.match(rf"\W*{name}\s", line)]
+        assert len(rows) == 1 and f"{PACKAGE} {VERSION}" in rows[0], done.stdout
+
+
+def test_narrowing_to_the_plugin_by_name(longrange):
+    narrowed = load_plugins(allow=["adding", "tcn"])
+    assert set(narrowed.tasks) == {"adding"} and set(narrowed.models) == {"tcn"}
+    assert "adding" not in load_plugins(block=["adding"]).tasks
+
+
+def test_its_own_test_suite_passes(longrange, tmp_path):
+    """The package's tests use the one-line kit and the pytest11 fixtures, as an author would."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert re.search(r"\b(\d+) passed", done.stdout) and "failed" not in done.stdout
+
+
+# ---- the worked example of docs/plugins.md --------------------------------------------------
+
+FILE_BLOCK = re.compile(r"^```\w+ file=(\S+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def extract_worked_example(target: Path) -> Path:
+    """Write every ``file=`` code block of docs/plugins.md under ``target``."""
+    blocks = FILE_BLOCK.findall((ROOT / "docs" / "plugins.md").read_text())
+    assert len(blocks) >= 5, "docs/plugins.md lost its worked example"
+    for name, text in blocks:
+        path = target / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return target / blocks[0][0].split("/")[0]
+
+
+def test_docs_worked_example_installs_and_passes_its_tests(tmp_path):
+    package = extract_worked_example(tmp_path / "src")
+    site = tmp_path / "site"  # its own folder, so this environment is left as it was
+    install = [*PIP, "install", "--no-build-isolation", "--no-deps", "--target", str(site)]
+    done = subprocess.run([*install, str(package)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    env = clean_env(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        str(package / "tests"),
+    ]
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    # the kit ran over both plugins: task, model and a light-import check for each module
+    assert re.search(r"\b5 passed", done.stdout), done.stdout[-2000:]

@@ -79,6 +79,15 @@ def aggregate(cells: pd.DataFrame, task: str, meta: dict[str, Any]) -> pd.DataFr
     return frame.sort_values(["rank", primary], ascending=[True, not higher]).reset_index(drop=True)
 
 
+def _primary_first(shown: dict[str, str], primary: str) -> dict[str, str]:
+    """Put the ranking column right after the model (a task's own metric shows unprefixed)."""
+    key = primary if primary in shown else primary.removeprefix("task_")
+    if key not in shown:
+        return shown
+    ordered = {"rank": shown.pop("rank"), "model": shown.pop("model"), key: shown.pop(key)}
+    return {**ordered, **shown}
+
+
 def _summarize_labels(values: list[Any]) -> Any:
     """Booleans become 'k/n', repeated strings one value, mixed strings joined."""
     if not values:
@@ -143,9 +152,9 @@ def display_table(frame: pd.DataFrame, meta: dict[str, Any], compact: bool = Fal
             if test in row and not pd.isna(row.get(test)) and (not compact or test == primary):
                 shown[test] = _fmt(row[test], row.get(f"{test}_ci95"))
                 shown[train] = _fmt(row.get(train), row.get(f"{train}_ci95"))
-        for test, _ in SHOWN:
-            gap = f"gap_to_best_{test}"
-            if gap in row and (test == primary or not compact):
+        for gap in (c for c in row.index if c.startswith("gap_to_best_")):
+            metric = gap.removeprefix("gap_to_best_")
+            if metric == primary or not compact:
                 shown[gap if not compact else "gap to best"] = _fmt(row[gap])
         for column in row.index:
             if column.startswith("task_") and not column.endswith(("_ci95", "_n")):
@@ -158,13 +167,14 @@ def display_table(frame: pd.DataFrame, meta: dict[str, Any], compact: bool = Fal
             label = column.replace("_throughput", f" {unit}") if compact else column
             shown[label] = _fmt(row.get(column), whole=True)
         shown["n"] = str(int(row.get(f"{primary}_n", 0)))
-        rows.append(shown)
+        rows.append(_primary_first(shown, primary))
     columns = list(rows[0]) if rows else ["rank", "model"]
     references = [(f"({b['name']})", b["metrics"]) for b in meta.get("baselines", [])]
     if meta.get("optimum"):
         references.append(("(best achievable)", meta["optimum"]))
     for label, metrics in references:
-        shown = {k: _fmt(v) for k, v in metrics.items() if k in columns}
+        named = {k.removeprefix("task_"): v for k, v in metrics.items()}  # as the columns show
+        shown = {k: _fmt(v) for k, v in named.items() if k in columns}
         if shown:
             rows.append({"rank": "", "model": label, **shown})
     return pd.DataFrame(rows, columns=columns).fillna("")

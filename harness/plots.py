@@ -84,10 +84,13 @@ def metric_bars(board: pd.DataFrame, task: str, meta: dict[str, Any], out: Path)
     unit = "tokens/s" if meta.get("input_kind") == "tokens" else "steps/s"
     axes[-1].set_title(f"training throughput ({unit})")
     fig.suptitle(f"{task}: held-out metrics and speed per model (mean, 95% CI over seeds)")
+    return _save(fig, out / f"{task}_metrics.png")
+
+
+def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
-    path = out / f"{task}_metrics.png"
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
@@ -140,8 +143,4 @@ def predictions(records: list[dict[str, Any]], task: str, out: Path) -> Path | N
     axes[0, 0].legend(fontsize=7, ncol=4, loc="upper right")
     axes[-1, 0].set_xlabel("step")
     fig.suptitle(f"{task}: one held-out curve, truth vs teacher-forced and rollout predictions")
-    fig.tight_layout()
-    path = out / f"{task}_predictions.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / f"{task}_predictions.png")

@@ -9,11 +9,16 @@ import torch
 from torch.nn import functional as F
 
 
-def loss_fn(output_kind: str):
-    """Cross-entropy for class outputs, mean squared error for value outputs."""
+def loss_fn(output_kind: str, scored_steps: int | None = None):
+    """Cross-entropy for class outputs, mean squared error for value outputs, over every time
+    step or only the last ``scored_steps`` of them."""
     if output_kind == "classes":
-        return lambda out, y: F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
-    return F.mse_loss
+        criterion = lambda out, y: F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))  # noqa: E731
+    else:
+        criterion = F.mse_loss
+    if scored_steps is None:
+        return criterion
+    return lambda out, y: criterion(out[:, -scored_steps:], y[:, -scored_steps:])
 
 
 @torch.no_grad()
@@ -29,14 +34,18 @@ def score(
     targets: torch.Tensor,
     output_kind: str,
     tolerance: float | None = None,
+    scored_steps: int | None = None,
 ) -> dict[str, Any]:
     """``loss``, ``perplexity`` (classes only, exp of mean CE) and ``accuracy``.
 
-    Accuracy is next-step accuracy for classes; for values it is the fraction of predictions
+    Only the last ``scored_steps`` time steps count when it is given. Accuracy is next-step
+    accuracy for classes; for values it is the fraction of predictions
     within ``tolerance`` of the target, or ``None`` when the task states no tolerance.
     """
     outputs = predict(net, inputs)
-    loss = float(loss_fn(output_kind)(outputs, targets))
+    loss = float(loss_fn(output_kind, scored_steps)(outputs, targets))
+    if scored_steps is not None:
+        outputs, targets = outputs[:, -scored_steps:], targets[:, -scored_steps:]
     if output_kind == "classes":
         accuracy = float((outputs.argmax(-1) == targets).float().mean())
         perplexity = math.exp(loss) if loss < 700 else math.inf

@@ -217,6 +217,9 @@ def _problem(item: Any, kind: str, expected: type) -> str | None:
             value = getattr(item, attr, None)
             if not isinstance(value, cls):
                 return f"task {name!r} declares no {attr} (a harness.{cls.__name__}), got {value!r}"
+        scored = item.scored_steps
+        if scored is not None and (not isinstance(scored, int) or scored < 1):
+            return f"task {name!r}: scored_steps must be None or a positive int, not {scored!r}"
     return None
 
 

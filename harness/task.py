@@ -124,7 +124,9 @@ class Task(ABC):
     Class attributes to set: ``name``, ``description``, ``shape``, ``recipe``,
     ``primary_metric`` (a held-out column of the results table, e.g. ``"test_accuracy"``),
     ``higher_is_better``, and optionally ``metric_descriptions`` for the task's own metrics and
-    ``accuracy_tolerance`` (value outputs only: a prediction within it counts as correct).
+    ``accuracy_tolerance`` (value outputs only: a prediction within it counts as correct),
+    ``scored_steps`` (only the last N time steps enter the loss and the core's loss, perplexity
+    and accuracy: 1 for a sequence-to-one task such as the adding problem; ``None``: every step).
     """
 
     name: ClassVar[str] = ""
@@ -134,6 +136,7 @@ class Task(ABC):
     primary_metric: ClassVar[str] = "test_loss"
     higher_is_better: ClassVar[bool] = False
     accuracy_tolerance: ClassVar[float | None] = None
+    scored_steps: ClassVar[int | None] = None
     metric_descriptions: ClassVar[dict[str, str]] = {}
 
     @abstractmethod

@@ -54,14 +54,16 @@ def detach_state(state: Any) -> Any:
     return type(state)(detach_state(s) for s in state)
 
 
-def make_training_step(net: torch.nn.Module, recipe: Recipe, output_kind: str):
+def make_training_step(
+    net: torch.nn.Module, recipe: Recipe, output_kind: str, scored_steps: int | None = None
+):
     """A function ``step(x, y, state) -> (loss, state)``: forward, backward, clip, update.
 
     Shared by the training loop and the pytest-benchmark timing runs, so what is timed is what
     trains. The loss comes back as a tensor (no device sync inside the step).
     """
     optimizer = make_optimizer(recipe, net.parameters())
-    criterion = loss_fn(output_kind)
+    criterion = loss_fn(output_kind, scored_steps)
     params = [p for p in net.parameters() if p.requires_grad]
 
     def step(x: torch.Tensor, y: torch.Tensor, state: Any = None):
@@ -92,7 +94,8 @@ def train_cell(
     shape = task.shape
     data = task.make_data(seed).to(device)
     net = model.build(shape, recipe.hidden_size, recipe.num_layers).to(device)
-    step = make_training_step(net, recipe, shape.output_kind)
+    scored = task.scored_steps
+    step = make_training_step(net, recipe, shape.output_kind, scored)
     scheduler = None
     if recipe.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(step.optimizer, recipe.epochs)
@@ -126,7 +129,9 @@ def train_cell(
             scheduler.step()
         epoch_loss = float(total) / n_train
         net.eval()
-        held_out = score(net, data.test_inputs, data.test_targets, shape.output_kind, tolerance)
+        held_out = score(
+            net, data.test_inputs, data.test_targets, shape.output_kind, tolerance, scored
+        )
         curve.append(
             {
                 "epoch": epoch,
@@ -139,8 +144,8 @@ def train_cell(
             raise Diverged(f"training loss became {epoch_loss} at epoch {epoch}", curve)
 
     net.eval()
-    train = score(net, data.train_inputs, data.train_targets, shape.output_kind, tolerance)
-    test = score(net, data.test_inputs, data.test_targets, shape.output_kind, tolerance)
+    train = score(net, data.train_inputs, data.train_targets, shape.output_kind, tolerance, scored)
+    test = score(net, data.test_inputs, data.test_targets, shape.output_kind, tolerance, scored)
     with torch.no_grad():
         extra = dict(task.evaluate(net, data, curve))
     samples = extra.pop("samples", {}) or {}

@@ -1,0 +1,1 @@
+"""pytest-benchmark timing runs (see docs/benchmarks.md); a package so tests share support.py."""

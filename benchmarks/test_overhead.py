@@ -86,7 +86,8 @@ def plain_loop(task, recipe, seed: int, device: torch.device) -> dict[str, float
 
 def _loop_recipe(task, benchmark=None):
     recipe = task.recipe
-    assert recipe.optimizer == "adam" and recipe.clip is not None and not recipe.carry_state, (
+    handwritten = recipe.optimizer == "adam" and recipe.clip is not None and not recipe.carry_state
+    assert handwritten and task.scored_steps is None, (
         "the plain loop below hand-writes the consecutive recipe as it stood; update it"
     )
     if benchmark is not None and benchmark.disabled:  # a smoke run checks the code, not time
@@ -155,7 +156,7 @@ def test_step_vs_torch_rnn(benchmark, registry, task_data, device, model_name):
     y = data.train_targets[: recipe.batch_size].to(device)
     torch.manual_seed(0)
     net = model.build(task.shape, STEP_HIDDEN, recipe.num_layers).to(device).train()
-    step = make_training_step(net, recipe, task.shape.output_kind)
+    step = make_training_step(net, recipe, task.shape.output_kind, task.scored_steps)
     benchmark.group = (
         f"overhead: scratch-rnn vs nn.RNN ({STEP_TASK}, batch {x.shape[0]}, "
         f"{x.shape[1]} steps, hidden {STEP_HIDDEN})"

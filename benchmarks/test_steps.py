@@ -34,6 +34,7 @@ def _setup(registry, task_name: str, model_name: str, task_data, device, phase: 
         "hidden_size": recipe.hidden_size,
         "num_layers": recipe.num_layers,
         "optimizer": recipe.optimizer,
+        "scored_steps": task.scored_steps,
         "params": sum(p.numel() for p in net.parameters()),
         "task_options": task.options(),
     }
@@ -47,7 +48,7 @@ def _unit(task) -> str:
 def test_train_step(benchmark, registry, task_name, model_name, task_data, device, rounds):
     """Forward, backward, clip and optimizer step: exactly the step the training loop runs."""
     task, net, x, y, info = _setup(registry, task_name, model_name, task_data, device, "train")
-    step = make_training_step(net.train(), task.recipe, task.shape.output_kind)
+    step = make_training_step(net.train(), task.recipe, task.shape.output_kind, task.scored_steps)
     benchmark.group = f"{task.name} train"
     measure(
         benchmark,

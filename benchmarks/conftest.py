@@ -37,8 +37,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--bench-rounds",
         type=int,
-        default=int(os.environ.get(ENV_ROUNDS, "20")),
-        help=f"timed rounds per task x model step benchmark (env {ENV_ROUNDS}; default 20)",
+        default=int(os.environ.get(ENV_ROUNDS, "50")),
+        help=f"timed rounds per task x model step benchmark (env {ENV_ROUNDS}; default 50)",
     )
 
 

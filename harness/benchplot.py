@@ -95,7 +95,7 @@ def _caption(benchmarks: list[dict[str, Any]]) -> str:
     info = benchmarks[0].get("extra_info") or {}
     parts = [
         info.get("device_name") or info.get("device"),
-        f"{info['torch_threads']} threads" if "torch_threads" in info else None,
+        f"torch threads {info['torch_threads']}" if "torch_threads" in info else None,
         f"torch {info['torch_version']}" if "torch_version" in info else None,
         "median, IQR bars",
     ]
@@ -104,6 +104,7 @@ def _caption(benchmarks: list[dict[str, Any]]) -> str:
 
 def _plot_sweep(points: list[dict[str, Any]], field: str, label: str, path: Path) -> Path:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     lines: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
     for bench in points:
@@ -120,6 +121,9 @@ def _plot_sweep(points: list[dict[str, Any]], field: str, label: str, path: Path
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=model)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xticks(sorted({row[0] for rows in lines.values() for row in rows}))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(label)
     ax.set_ylabel("training step, median (ms)")
     fixed_text = ", ".join(str(v) for v in fixed_values)
@@ -208,10 +212,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("json", type=Path, help="a file from --benchmark-json or -autosave")
     parser.add_argument(
-        "--out", type=Path, default=None, help="folder for the PNGs (default: JSON-STEM-plots)"
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the PNGs (default: results/bench-plots/JSON-STEM, git-ignored)",
     )
     args = parser.parse_args(argv)
-    out = args.out or args.json.with_name(f"{args.json.stem}-plots")
+    out = args.out or Path("results", "bench-plots", args.json.stem)
     try:
         paths = plot_benchmarks(args.json, out)
     except (OSError, ValueError) as exc:

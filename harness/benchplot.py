@@ -21,23 +21,36 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
+
 SWEEP_AXES = {"length": ("timesteps", "sequence length"), "hidden": ("hidden_size", "hidden size")}
 
 
+class BenchmarkFileError(HarnessError, ValueError):
+    """The file is not a saved pytest-benchmark run with timings (one line on the CLI)."""
+
+
 def load_benchmarks(json_path: str | Path) -> list[dict[str, Any]]:
-    """The ``benchmarks`` list of a saved run; a file that is not one raises ``ValueError``."""
+    """The timed benchmarks of a saved run; anything else raises :class:`BenchmarkFileError`."""
     path = Path(json_path)
     try:
         data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchmarkFileError(f"cannot read {path}: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not JSON: {exc}") from None
+        raise BenchmarkFileError(f"{path} is not JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-        raise ValueError(f"{path} is not a pytest-benchmark JSON (no 'benchmarks' list)")
-    return [b for b in data["benchmarks"] if b.get("stats")]
+        raise BenchmarkFileError(f"{path} is not a pytest-benchmark JSON (no 'benchmarks' list)")
+    timed = [b for b in data["benchmarks"] if isinstance(b, dict) and b.get("stats")]
+    if not timed:
+        raise BenchmarkFileError(f"{path} holds no timed benchmarks to plot")
+    return timed
 
 
 def plot_benchmarks(json_path: str | Path, out_dir: str | Path) -> list[Path]:
     """Write PNG plots for a saved run into ``out_dir``; returns the files written.
+
+    Raises :class:`BenchmarkFileError` (a ``ValueError``) for a file that is not a saved run.
 
     Sweep benchmarks give time vs sequence length and vs hidden size (log-log, one line per
     model); task x model benchmarks give bars per model, one panel per task, one figure per
@@ -215,18 +228,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--out",
         type=Path,
         default=None,
-        help="folder for the PNGs (default: results/bench-plots/JSON-STEM, git-ignored)",
+        help="folder for the PNGs (default: results/benchmarks, git-ignored)",
     )
     args = parser.parse_args(argv)
-    out = args.out or Path("results", "bench-plots", args.json.stem)
+    out = args.out or Path("results", "benchmarks")
     try:
         paths = plot_benchmarks(args.json, out)
-    except (OSError, ValueError) as exc:
+    except (OSError, BenchmarkFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if not paths:
-        print(f"error: {args.json} holds no timed benchmarks to plot", file=sys.stderr)
-        return 1
+        return 2
     for path in paths:
         print(path)
     return 0

@@ -159,6 +159,7 @@ def execute_run(
     registry: Registry | None = None,
     on_start: Callable[[int, int], None] = lambda total, done: None,
     on_done: Callable[[dict[str, Any]], None] = lambda record: None,
+    on_notice: Callable[[str], None] = lambda text: None,
 ) -> RunResult:
     """Plan, run and report a grid. On Ctrl-C the finished cells are reported, then it re-raises."""
     from harness.device import DeviceError, resolve_device
@@ -215,6 +216,7 @@ def execute_run(
             registry=registry,
             on_start=on_start,
             on_done=keep,
+            on_notice=on_notice,
         )
         run_info["status"] = "finished"
     except KeyboardInterrupt:

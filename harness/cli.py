@@ -148,9 +148,22 @@ def _run(config: Any) -> None:
             console.print(f"[red]{record['status']}[/] {label}: {escape(record.get('error', ''))}")
         progress.update(bar, advance=1, description=label)
 
+    def on_start_shown(total: int, done: int) -> None:
+        progress.start()  # only once input is checked: a bad flag is one line, no empty bar
+        on_start(total, done)
+
     try:
-        with progress:
-            result = execute_run(config, registry=registry, on_start=on_start, on_done=on_done)
+        try:
+            result = execute_run(
+                config,
+                registry=registry,
+                on_start=on_start_shown,
+                on_done=on_done,
+                on_notice=lambda text: console.print(f"[yellow]{escape(text)}[/]"),
+            )
+        finally:
+            if progress.live.is_started:
+                progress.stop()
     except KeyboardInterrupt:
         console.print(
             "[yellow]interrupted[/]: finished cells are saved; run the same command with "

@@ -121,6 +121,8 @@ def _fmt(value: Any, half: Any = math.nan, whole: bool = False) -> str:
         return ""
     if isinstance(value, (bool, str)):
         return str(value)
+    if value == 0:
+        value = 0.0  # no "-0.0000"
     if isinstance(value, int) or abs(value) >= 1000 or (whole and float(value).is_integer()):
         text = f"{value:,.0f}"
     elif abs(value) >= 100:

@@ -48,5 +48,5 @@ class Model:
         """Why this model cannot serve a task of ``shape``, or ``None`` when it can."""
         if shape.input_kind not in self.input_kinds:
             kinds = " or ".join(sorted(self.input_kinds))
-            return f"{self.name} takes {kinds} inputs; the task gives {shape.input_kind}"
+            return f"{self.name} takes {kinds} inputs; the task's inputs are {shape.input_kind}"
         return None

@@ -71,12 +71,13 @@ def metric_bars(board: pd.DataFrame, task: str, meta: dict[str, Any], out: Path)
             if metric in baseline["metrics"]:
                 name = f"baseline: {baseline['name']}"
                 references.append((name, baseline["metrics"][metric], f"C{3 + j}", ":"))
+        log = metric in ("test_loss", "test_perplexity") and (board[metric] > 0).all()
         for name, value, colour, style in references:
+            if log and value <= 0:
+                continue  # a log axis cannot draw it
             ax.axhline(value, color=colour, linestyle=style, label=f"{name} ({value:.4g})")
-        if metric in ("test_loss", "test_perplexity") and (board[metric] > 0).all():
+        if log:
             ax.set_yscale("log")
-        elif metric == "test_accuracy" and _zoom(ax, board[metric], [r[1] for r in references]):
-            title += " (y axis zoomed)"
         ax.set_title(title)
         ax.tick_params(axis="x", rotation=45, labelsize=8)
         if ax.get_legend_handles_labels()[0]:
@@ -92,19 +93,6 @@ def _save(fig: Any, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     _pyplot().close(fig)
     return path
-
-
-def _zoom(ax: Any, values: pd.Series, references: list[float]) -> bool:
-    """Zoom the y axis onto close scores (e.g. accuracies all near 0.9) so differences show;
-    references far outside the range keep their value in the legend. True when zoomed."""
-    low, high = float(values.min()), float(values.max())
-    near = [r for r in references if low - 0.1 <= r <= high + 0.1]
-    low, high = min([low, *near]), max([high, *near])
-    pad = max(0.25 * (high - low), 0.005)
-    if low - pad > 0.2:
-        ax.set_ylim(low - pad, min(1.0 + pad / 4, high + pad))
-        return True
-    return False
 
 
 def predictions(records: list[dict[str, Any]], task: str, out: Path) -> Path | None:

@@ -97,6 +97,7 @@ def run_grid(
     registry: Registry | None = None,
     on_start: Callable[[int, int], None] = lambda total, done: None,
     on_done: Callable[[dict[str, Any]], None] = lambda record: None,
+    on_notice: Callable[[str], None] = lambda text: None,
 ) -> list[dict[str, Any]]:
     """Run the plan's missing cells into ``out`` and return every cell's record.
 
@@ -110,14 +111,17 @@ def run_grid(
         records[cell.cell_id] = record
         if load_record(out, cell) is None:
             save_record(out, record)
-    pending = []
+    pending, changed = [], 0
     for cell in plan.cells:
+        changed += cell_path(out, cell.cell_id).is_file() and load_record(out, cell) is None
         done = load_record(out, cell)
         if done is not None and (not save_models or done.get("model_file")):
             records[cell.cell_id] = done
         else:
             pending.append(cell)
     on_start(len(plan.cells), len(plan.cells) - len(pending))
+    if changed:
+        on_notice(f"{changed} cell(s) in {out} were made under other settings: rerunning them")
 
     restarts = 0
     while pending:

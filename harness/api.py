@@ -203,9 +203,6 @@ def execute_run(
     write_json(out / "run.json", run_info)
     records: list[dict[str, Any]] = []
 
-    def keep(record: dict[str, Any]) -> None:
-        on_done(record)
-
     try:
         records = run_grid(
             plan,
@@ -215,7 +212,7 @@ def execute_run(
             save_models=config.save_models,
             registry=registry,
             on_start=on_start,
-            on_done=keep,
+            on_done=on_done,
             on_notice=on_notice,
         )
         run_info["status"] = "finished"

@@ -107,8 +107,9 @@ def _rank(frame: pd.DataFrame, i: int, metric: str, higher: bool) -> int:
         other, half = frame.at[j, metric], frame.at[j, f"{metric}_ci95"]
         if j == i or pd.isna(other):
             continue
-        if pd.isna(my_half) or pd.isna(half):  # no interval: order by value
-            better += (other > me) if higher else (other < me)
+        if pd.isna(my_half) or pd.isna(half):  # no interval: order by value, equal ties
+            if not math.isclose(other, me, rel_tol=1e-6):
+                better += (other > me) if higher else (other < me)
         elif higher:
             better += other - half > me + my_half
         else:

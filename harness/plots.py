@@ -62,7 +62,10 @@ def metric_bars(board: pd.DataFrame, task: str, meta: dict[str, Any], out: Path)
     axes = list(axes) if len(shown) > 1 else [axes]
     for ax, (metric, title) in zip(axes, shown):
         errors = board.get(f"{metric}_ci95")
-        errors = errors.fillna(0).to_numpy() if errors is not None else None
+        if errors is not None and errors.notna().any():  # no bars at all with one seed
+            errors = errors.fillna(0).to_numpy()
+        else:
+            errors = None
         ax.bar(board["model"], board[metric], yerr=errors, color="C0", capsize=3)
         references = []
         if metric in meta.get("optimum", {}):
@@ -71,7 +74,10 @@ def metric_bars(board: pd.DataFrame, task: str, meta: dict[str, Any], out: Path)
             if metric in baseline["metrics"]:
                 name = f"baseline: {baseline['name']}"
                 references.append((name, baseline["metrics"][metric], f"C{3 + j}", ":"))
-        log = metric in ("test_loss", "test_perplexity") and (board[metric] > 0).all()
+        values = board[metric]
+        # log only when values span a decade; perplexities all near 1 read better linear
+        log = metric in ("test_loss", "test_perplexity") and (values > 0).all()
+        log = log and values.max() / values.min() > 10
         for name, value, colour, style in references:
             if log and value <= 0:
                 continue  # a log axis cannot draw it
@@ -83,6 +89,8 @@ def metric_bars(board: pd.DataFrame, task: str, meta: dict[str, Any], out: Path)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     unit = "tokens/s" if meta.get("input_kind") == "tokens" else "steps/s"
+    if meta.get("input_kind") == "values" and "test_accuracy" in dict(shown):
+        axes[0].set_title("held-out accuracy (within the task's tolerance)")
     axes[-1].set_title(f"training throughput ({unit})")
     fig.suptitle(f"{task}: held-out metrics and speed per model (mean, 95% CI over seeds)")
     return _save(fig, out / f"{task}_metrics.png")

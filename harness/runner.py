@@ -113,8 +113,8 @@ def run_grid(
             save_record(out, record)
     pending, changed = [], 0
     for cell in plan.cells:
-        changed += cell_path(out, cell.cell_id).is_file() and load_record(out, cell) is None
         done = load_record(out, cell)
+        changed += done is None and cell_path(out, cell.cell_id).is_file()
         if done is not None and (not save_models or done.get("model_file")):
             records[cell.cell_id] = done
         else:

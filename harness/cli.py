@@ -183,9 +183,9 @@ def _print_leaderboard(console: Any, out: Path) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from harness import leaderboard
     from harness.report import load_run
-    from harness.results import cells_frame
+    from harness.report import ranking as leaderboard
+    from harness.report.tables import cells_frame
 
     records, info = load_run(out)
     cells = cells_frame(records)

@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from harness.results import CORE_COLUMNS, CURVE_COLUMNS
+from harness.report.tables import CORE_COLUMNS, CURVE_COLUMNS
 
 SMALL = [
     "-t", "hello", "-t", "consecutive", "-t", "sine",

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from harness.leaderboard import aggregate, display_table, interval
+from harness.report.ranking import aggregate, display_table, interval
 
 META = {
     "primary_metric": "test_accuracy",

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness import leaderboard, plots
-from harness.results import cells_frame, curves_frame
+from harness.report import plots
+from harness.report import ranking as leaderboard
+from harness.report.tables import cells_frame, curves_frame
 from harness.storage import write_atomic, write_frame
 
 

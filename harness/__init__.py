@@ -6,7 +6,7 @@ through the ``harness`` entry-point group, built-ins included.
 
 from harness.hookspecs import hookimpl
 from harness.model import Model
-from harness.task import Recipe, Task, TaskData, TaskShape
+from harness.task import Baseline, Recipe, Task, TaskData, TaskShape
 
 __version__ = "0.1.0"
 
@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 PLUGIN_API_VERSION = 1
 
 __all__ = [
+    "Baseline",
     "hookimpl",
     "Model",
     "PLUGIN_API_VERSION",

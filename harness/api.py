@@ -50,9 +50,14 @@ def run(
     return execute_run(config, registry=registry).cells
 
 
+def default_tasks(registry: Registry) -> list[str]:
+    """The tasks a run without ``tasks`` runs: every one but those that opted out (heavy ones)."""
+    return sorted(name for name, task in registry.tasks.items() if task.in_default_grid)
+
+
 def resolve_names(config: RunConfig, registry: Registry) -> tuple[list[str], list[str]]:
     """The task and model names to run; unknown names raise with the closest match."""
-    tasks = config.tasks or sorted(registry.tasks)
+    tasks = config.tasks or default_tasks(registry)
     models = config.models or sorted(registry.models)
     for name in tasks:
         if name not in registry.tasks:
@@ -63,6 +68,11 @@ def resolve_names(config: RunConfig, registry: Registry) -> tuple[list[str], lis
     for name in config.options:
         if name not in registry.tasks:
             raise unknown_name("task", name, registry.tasks)
+    if not tasks and registry.tasks:
+        raise HarnessError(
+            "every installed task stays out of the default grid: name tasks with -t "
+            "(see `harness list`)"
+        )
     if not tasks or not models:
         raise HarnessError("no tasks or no models are installed (see `harness list`)")
     return list(dict.fromkeys(tasks)), list(dict.fromkeys(models))
@@ -138,6 +148,8 @@ def task_meta(
         "higher_is_better": task.higher_is_better,
         "input_kind": task.shape.input_kind,
         "metric_descriptions": dict(task.metric_descriptions),
+        "metric_directions": dict(task.metric_directions),
+        "scored_steps": task.scored_steps,
         "options": task.options(),
         "recipe": task.recipe.__dict__,
         "plugin": f"{origin.package} {origin.version}",

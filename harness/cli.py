@@ -55,7 +55,7 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
 @main.command()
 @click.option("-t", "--task", "tasks", multiple=True, help="Task to run (repeat; default: all).")
 @click.option("-m", "--model", "models", multiple=True, help="Model to run (repeat; default: all).")
-@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: cpu).")
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: auto: cuda, then mps, then cpu).")
 @click.option("--seed", type=int, default=None, help="First seed (default 0).")
 @click.option("--seeds", type=int, default=None, help="Number of seeds per cell (default 1).")
 @click.option("--epochs", type=int, default=None, help="Override every task's epochs.")
@@ -195,8 +195,10 @@ def _print_leaderboard(console: Any, out: Path) -> None:
             continue
         shown = leaderboard.display_table(board, meta, compact=True)
         direction = "higher" if meta["higher_is_better"] else "lower"
+        scored = meta.get("scored_steps")
         table = Table(
-            title=f"{task}: ranked by held-out {meta['primary_metric']} ({direction} is better)"
+            title=f"{task}: ranked by held-out {meta['primary_metric']} ({direction} is better)",
+            caption=leaderboard.scored_text(scored) if scored else None,
         )
         for column in shown.columns:
             table.add_column(column, overflow="fold")
@@ -222,7 +224,7 @@ def list_plugins() -> None:
     registry = load_plugins()
     console = _console()
     tasks = Table(title="tasks")
-    for column in ("name", "input", "output", "primary metric", "package"):
+    for column in ("name", "input", "output", "primary metric", "default grid", "package"):
         tasks.add_column(column, no_wrap=True)
     tasks.add_column("description", overflow="fold", min_width=20)
     for name, task in sorted(registry.tasks.items()):
@@ -235,6 +237,7 @@ def list_plugins() -> None:
                     f"{shape.input_kind} ({shape.input_size})",
                     f"{shape.output_kind} ({shape.output_size})",
                     task.primary_metric,
+                    "yes" if task.in_default_grid else "no (-t only)",
                     _package(registry.origin("task", name)),
                     task.description,
                 ),

@@ -25,7 +25,7 @@ class RunConfig:
     models: list[str] | None = None
     seed: int = 0
     seeds: int = 1
-    device: str = "cpu"
+    device: str = "auto"  # cuda, then mps, then cpu
     epochs: int | None = None
     hidden_size: int | None = None
     lr: float | None = None

@@ -19,7 +19,7 @@ import pluggy
 
 from harness import hookspecs
 from harness.model import Model
-from harness.task import Recipe, Task, TaskShape
+from harness.task import DIRECTIONS, Recipe, Task, TaskShape
 
 ENTRY_POINT_GROUP = "harness"
 #: The distribution whose entry points are the built-ins: they load first, so a third-party
@@ -220,6 +220,16 @@ def _problem(item: Any, kind: str, expected: type) -> str | None:
         scored = item.scored_steps
         if scored is not None and (not isinstance(scored, int) or scored < 1):
             return f"task {name!r}: scored_steps must be None or a positive int, not {scored!r}"
+        if not isinstance(item.in_default_grid, bool):
+            return f"task {name!r}: in_default_grid must be True or False"
+        directions = item.metric_directions
+        if not isinstance(directions, dict) or any(
+            d not in DIRECTIONS for d in directions.values()
+        ):
+            return (
+                f"task {name!r}: metric_directions must map metric keys to 'higher' or 'lower', "
+                f"not {directions!r}"
+            )
     return None
 
 

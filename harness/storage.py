@@ -42,5 +42,37 @@ def write_frame(frame: Any, stem: Path) -> None:
 
     write_atomic(stem.with_suffix(".csv"), frame.to_csv(index=False).encode())
     buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
+    parquet_ready(frame).to_parquet(buffer, index=False)
     write_atomic(stem.with_suffix(".parquet"), buffer.getvalue())
+
+
+def parquet_ready(frame: Any) -> Any:
+    """``frame`` with every column Arrow cannot type stored as text.
+
+    Tasks' own metrics share the ``task_<key>`` columns of one table, so two tasks may fill one
+    column with different types (one task's boolean ``exact``, another's float ``exact``). CSV
+    takes that as it is; Parquet needs one type per column, so such a column becomes text there
+    (missing values stay missing) rather than the whole table failing to write.
+    """
+    import pyarrow as pa
+
+    mixed = []
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        try:
+            pa.array(frame[column], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            mixed.append(column)
+    if not mixed:
+        return frame
+    frame = frame.copy()
+    for column in mixed:
+        frame[column] = frame[column].map(_as_text, na_action="ignore")
+    return frame
+
+
+def _as_text(value: Any) -> str | None:
+    if isinstance(value, float) and value != value:  # NaN: missing
+        return None
+    return value if isinstance(value, str) else str(value)

@@ -18,6 +18,7 @@ INPUT_KINDS = ("tokens", "values")
 OUTPUT_KINDS = ("classes", "values")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "cosine")
+DIRECTIONS = ("higher", "lower")
 
 
 @dataclass(frozen=True)
@@ -123,10 +124,14 @@ class Task(ABC):
 
     Class attributes to set: ``name``, ``description``, ``shape``, ``recipe``,
     ``primary_metric`` (a held-out column of the results table, e.g. ``"test_accuracy"``),
-    ``higher_is_better``, and optionally ``metric_descriptions`` for the task's own metrics and
+    ``higher_is_better``, and optionally ``metric_descriptions`` for the task's own metrics,
+    ``metric_directions`` (``"higher"`` or ``"lower"`` is better, per own metric: the gap to the
+    best achievable needs it, and a metric without one gets no gap rather than a guess),
     ``accuracy_tolerance`` (value outputs only: a prediction within it counts as correct),
     ``scored_steps`` (only the last N time steps enter the loss and the core's loss, perplexity
-    and accuracy: 1 for a sequence-to-one task such as the adding problem; ``None``: every step).
+    and accuracy: 1 for a sequence-to-one task such as the adding problem; ``None``: every step)
+    and ``in_default_grid`` (``False`` for a heavy task that runs only when named with ``-t``).
+    ``shape`` and ``scored_steps`` may be properties computed from the options.
     """
 
     name: ClassVar[str] = ""
@@ -138,6 +143,8 @@ class Task(ABC):
     accuracy_tolerance: ClassVar[float | None] = None
     scored_steps: ClassVar[int | None] = None
     metric_descriptions: ClassVar[dict[str, str]] = {}
+    metric_directions: ClassVar[dict[str, str]] = {}
+    in_default_grid: ClassVar[bool] = True
 
     @abstractmethod
     def make_data(self, seed: int) -> TaskData:

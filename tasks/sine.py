@@ -62,6 +62,7 @@ class Sine(Task):
             "rollout; expect the right frequency but possibly the wrong phase)"
         ),
     }
+    metric_directions = {"rollout_mse": "lower", "rollout_mse_from_first": "lower"}
 
     @property
     def accuracy_tolerance(self) -> float:  # type: ignore[override]

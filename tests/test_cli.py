@@ -207,3 +207,18 @@ def test_list_shows_tasks_models_input_kinds_and_packages(cli):
         assert name in result.stdout
     assert "harness 0.1.0" in result.stdout
     assert "tokens (20)" in result.stdout and "values (1)" in result.stdout
+
+
+def test_device_default_is_auto_in_help_config_and_readme():
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from harness.cli import main
+    from harness.config import RunConfig
+
+    help_text = " ".join(CliRunner().invoke(main, ["run", "--help"]).output.split())
+    assert "(default: auto" in help_text
+    assert RunConfig().device == "auto"
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert 'device = "auto"' in readme and "default: cpu" not in readme

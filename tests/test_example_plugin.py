@@ -121,6 +121,16 @@ def test_harness_list_shows_it(longrange):
     for name in ("adding", "tcn"):  # a table row: its name first, then its package
         rows = [line for line in done.stdout.splitlines() if re.match(rf"\W*{name}\s", line)]
         assert len(rows) == 1 and f"{PACKAGE} {VERSION}" in rows[0], done.stdout
+        assert ("no (-t only)" in rows[0]) == (name == "adding")  # out of the default grid
+
+
+def test_the_heavy_task_runs_only_when_named(plugins):
+    from harness.api import resolve_names
+    from harness.config import RunConfig
+
+    tasks, models = resolve_names(RunConfig(), plugins)
+    assert "adding" not in tasks and {"hello", "sine"} <= set(tasks) and "tcn" in models
+    assert resolve_names(RunConfig(tasks=["adding"]), plugins)[0] == ["adding"]
 
 
 def test_narrowing_to_the_plugin_by_name(longrange):

@@ -70,8 +70,9 @@ def aggregate(cells: pd.DataFrame, task: str, meta: dict[str, Any]) -> pd.DataFr
     counts = frame["rank"].value_counts()
     frame["separable"] = frame["rank"].map(lambda r: counts[r] == 1)
     for metric, best in meta.get("optimum", {}).items():
-        if metric in frame:  # positive: how far the model is from the best achievable
-            better_up = higher if metric == primary else metric.endswith("accuracy")
+        better_up = higher_is_better(metric, meta)
+        if metric in frame and better_up is not None:  # no direction known: no gap, no guess
+            # positive: how far the model is from the best achievable
             worse = frame[metric] < best if better_up else frame[metric] > best
             frame[f"gap_to_best_{metric}"] = (frame[metric] - best).abs() * worse.map(
                 {True: 1, False: -1}
@@ -79,9 +80,46 @@ def aggregate(cells: pd.DataFrame, task: str, meta: dict[str, Any]) -> pd.DataFr
     return frame.sort_values(["rank", primary], ascending=[True, not higher]).reset_index(drop=True)
 
 
+#: The direction of the core's metrics, by the part of the column name after train_/test_.
+CORE_DIRECTIONS = {"loss": False, "perplexity": False, "accuracy": True}
+
+
+def higher_is_better(metric: str, meta: dict[str, Any]) -> bool | None:
+    """Whether higher is better for a column of ``meta``'s task; ``None`` when nobody said.
+
+    The primary metric's direction is the task's ``higher_is_better``; a task's own metric
+    (``task_<key>``) has the direction the task declares in ``metric_directions``; the core's
+    loss, perplexity and accuracy have theirs.
+    """
+    if metric == meta.get("primary_metric"):
+        return bool(meta["higher_is_better"])
+    if metric.startswith("task_"):
+        direction = (meta.get("metric_directions") or {}).get(metric.removeprefix("task_"))
+        return None if direction is None else direction == "higher"
+    split, _, kind = metric.partition("_")
+    return CORE_DIRECTIONS.get(kind) if split in ("train", "test") else None
+
+
+#: Column labels the leaderboard itself uses: a task's own metric of the same name keeps its
+#: ``task_`` prefix, so it never overwrites one of them.
+RESERVED_LABELS = {
+    "rank", "model", "n", "separable", "gap to best", *SPEED, *(c for pair in SHOWN for c in pair),
+}  # fmt: skip
+
+
+def column_label(column: str) -> str:
+    """The leaderboard's heading for a column: a task's own metric without ``task_``, unless
+    that name is one the leaderboard already uses."""
+    if not column.startswith("task_"):
+        return column
+    short = column.removeprefix("task_")
+    taken = short in RESERVED_LABELS or short.startswith(("gap_to_best_", "task_"))
+    return column if taken else short
+
+
 def _primary_first(shown: dict[str, str], primary: str) -> dict[str, str]:
     """Put the ranking column right after the model (a task's own metric shows unprefixed)."""
-    key = primary if primary in shown else primary.removeprefix("task_")
+    key = column_label(primary)
     if key not in shown:
         return shown
     ordered = {"rank": shown.pop("rank"), "model": shown.pop("model"), key: shown.pop(key)}
@@ -164,7 +202,7 @@ def display_table(frame: pd.DataFrame, meta: dict[str, Any], compact: bool = Fal
                 whole = column.endswith("epoch")
                 value = _fmt(row[column], row.get(f"{column}_ci95"), whole)
                 if not compact or len(value) <= 24:
-                    shown[column[5:]] = value
+                    shown[column_label(column)] = value
         unit = "tokens/s" if meta.get("input_kind") == "tokens" else "steps/s"
         for column in SPEED if not compact else ["train_throughput"]:
             label = column.replace("_throughput", f" {unit}") if compact else column
@@ -176,11 +214,22 @@ def display_table(frame: pd.DataFrame, meta: dict[str, Any], compact: bool = Fal
     if meta.get("optimum"):
         references.append(("(best achievable)", meta["optimum"]))
     for label, metrics in references:
-        named = {k.removeprefix("task_"): v for k, v in metrics.items()}  # as the columns show
+        named = {column_label(k): v for k, v in metrics.items()}  # as the columns show
         shown = {k: _fmt(v) for k, v in named.items() if k in columns}
         if shown:
             rows.append({"rank": "", "model": label, **shown})
     return pd.DataFrame(rows, columns=columns).fillna("")
+
+
+def scored_text(scored_steps: int | None) -> str:
+    """What the loss, perplexity and accuracy cover: every step, or the last N of each sequence."""
+    if not scored_steps:
+        return "Loss, perplexity and accuracy cover every step of each sequence."
+    steps = "the last step" if scored_steps == 1 else f"the last {scored_steps} steps"
+    return (
+        f"Loss, perplexity and accuracy cover only {steps} of each sequence "
+        f"(`scored_steps = {scored_steps}`)."
+    )
 
 
 def markdown(cells: pd.DataFrame, metas: dict[str, dict[str, Any]]) -> str:
@@ -192,6 +241,7 @@ def markdown(cells: pd.DataFrame, metas: dict[str, dict[str, Any]]) -> str:
         parts += [f"## {task}", "", meta.get("description", ""), ""]
         parts += [
             f"Ranked by held-out `{meta['primary_metric']}` ({direction} is better). "
+            f"{scored_text(meta.get('scored_steps'))} "
             "Values are mean ± 95% CI over seeds; `=` after a rank: not separable from "
             "another model with the same rank (intervals overlap). Rows in parentheses are "
             "trivial baselines and the best achievable figures.",
@@ -202,8 +252,13 @@ def markdown(cells: pd.DataFrame, metas: dict[str, dict[str, Any]]) -> str:
         else:
             table = display_table(frame, meta).to_markdown(index=False, disable_numparse=True)
             parts += [table, ""]
+        directions = meta.get("metric_directions") or {}
         for name, text in meta.get("metric_descriptions", {}).items():
-            parts.append(f"- `{name}`: {text}")
+            better = f" ({directions[name]} is better)" if name in directions else ""
+            parts.append(f"- `{column_label('task_' + name)}`{better}: {text}")
+        for baseline in meta.get("baselines", []):
+            if baseline.get("description"):
+                parts.append(f"- `({baseline['name']})`: {baseline['description']}")
         parts.append("")
     unfinished = cells[cells["status"] != "ok"]
     if not unfinished.empty:

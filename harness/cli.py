@@ -55,7 +55,11 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
 @main.command()
 @click.option("-t", "--task", "tasks", multiple=True, help="Task to run (repeat; default: all).")
 @click.option("-m", "--model", "models", multiple=True, help="Model to run (repeat; default: all).")
-@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: auto: cuda, then mps, then cpu).")
+@click.option(
+    "--device",
+    default=None,
+    help="auto, cpu, cuda, cuda:N or mps (default: auto, which picks cuda, then mps, then cpu).",
+)
 @click.option("--seed", type=int, default=None, help="First seed (default 0).")
 @click.option("--seeds", type=int, default=None, help="Number of seeds per cell (default 1).")
 @click.option("--epochs", type=int, default=None, help="Override every task's epochs.")

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from harness import Recipe, Task, TaskData, TaskShape, hookimpl
-from harness.leaderboard import aggregate, higher_is_better, markdown
 from harness.plugins import load_plugins
+from harness.report.ranking import aggregate, higher_is_better, markdown
 from harness.storage import write_frame
 
 

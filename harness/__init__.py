@@ -4,6 +4,7 @@ The core knows nothing of any particular task or model: tasks and models arrive 
 through the ``harness`` entry-point group, built-ins included.
 """
 
+from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.model import Model
 from harness.task import Baseline, Recipe, Task, TaskData, TaskShape
@@ -16,6 +17,7 @@ PLUGIN_API_VERSION = 1
 
 __all__ = [
     "Baseline",
+    "HarnessError",
     "hookimpl",
     "Model",
     "PLUGIN_API_VERSION",

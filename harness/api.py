@@ -9,7 +9,6 @@ The command line is a thin layer over :func:`execute_run`.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import platform
 from collections.abc import Callable
@@ -22,9 +21,9 @@ import pandas as pd
 from harness.config import RunConfig, load_config
 from harness.errors import HarnessError, unknown_name
 from harness.plugins import Registry, load_plugins
-from harness.report import write_report
+from harness.report import LoadedRun, Reference, TaskMeta, rebuild, write_report
+from harness.run_folder import RunFolder
 from harness.runner import plan_grid, run_grid
-from harness.storage import write_json
 
 
 @dataclass
@@ -78,30 +77,17 @@ def resolve_names(config: RunConfig, registry: Registry) -> tuple[list[str], lis
     return list(dict.fromkeys(tasks)), list(dict.fromkeys(models))
 
 
-def output_folder(config: RunConfig) -> Path:
+def output_folder(config: RunConfig) -> RunFolder:
     """The run folder: ``--out``, the latest run for ``--resume``, or a new timestamped one."""
     base = Path(config.results_dir)
     if config.out:
-        out = Path(config.out)
-    elif config.resume:
-        runs = (
-            sorted(p for p in base.glob("*") if (p / "run.json").is_file()) if base.is_dir() else []
-        )
-        if not runs:
+        return RunFolder.create(config.out)
+    if config.resume:
+        latest = RunFolder.latest(base)
+        if latest is None:
             raise HarnessError(f"--resume: no earlier run in {base}/ (give the folder with --out)")
-        out = runs[-1]
-    else:
-        out = base / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-        for stale in out.rglob(".*.tmp"):  # left by a run killed mid-write; never read
-            stale.unlink()
-    except OSError as exc:
-        raise HarnessError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
-    return out
+        return RunFolder.create(latest.path)
+    return RunFolder.create(base / dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
 
 
 def environment(device: Any) -> dict[str, Any]:
@@ -126,9 +112,7 @@ def environment(device: Any) -> dict[str, Any]:
     }
 
 
-def task_meta(
-    registry: Registry, name: str, options: dict[str, Any], seeds: list[int]
-) -> dict[str, Any]:
+def task_meta(registry: Registry, name: str, options: dict[str, Any], seeds: list[int]) -> TaskMeta:
     """What the report needs of a task: ranking rule, optimum and baselines (mean over seeds)."""
     task = registry.tasks[name].with_options(**options)
     optima, baselines = [], {}
@@ -142,27 +126,27 @@ def task_meta(
             )
             entry["rows"].append(baseline.metrics)
     origin = registry.origin("task", name)
-    return {
-        "description": task.description,
-        "primary_metric": task.primary_metric,
-        "higher_is_better": task.higher_is_better,
-        "input_kind": task.shape.input_kind,
-        "metric_descriptions": dict(task.metric_descriptions),
-        "metric_directions": dict(task.metric_directions),
-        "scored_steps": task.scored_steps,
-        "options": task.options(),
-        "recipe": task.recipe.__dict__,
-        "plugin": f"{origin.package} {origin.version}",
-        "optimum": pd.DataFrame(optima).mean().to_dict() if any(optima) else {},
-        "baselines": [
-            {
-                "name": b["name"],
-                "description": b["description"],
-                "metrics": pd.DataFrame(b["rows"]).mean().to_dict(),
-            }
+    return TaskMeta(
+        description=task.description,
+        primary_metric=task.primary_metric,
+        higher_is_better=task.higher_is_better,
+        input_kind=task.shape.input_kind,
+        metric_descriptions=dict(task.metric_descriptions),
+        metric_directions=dict(task.metric_directions),
+        scored_steps=task.scored_steps,
+        options=task.options(),
+        recipe=task.recipe.__dict__,
+        plugin=f"{origin.package} {origin.version}",
+        optimum=pd.DataFrame(optima).mean().to_dict() if any(optima) else {},
+        baselines=[
+            Reference(
+                name=b["name"],
+                description=b["description"],
+                metrics=pd.DataFrame(b["rows"]).mean().to_dict(),
+            )
             for b in baselines.values()
         ],
-    }
+    )
 
 
 def execute_run(
@@ -194,7 +178,7 @@ def execute_run(
         }
     except ValueError as exc:  # a bad task option or recipe override
         raise HarnessError(str(exc)) from None
-    out = output_folder(config)
+    folder = output_folder(config)
     skipped = [f"{b.origin}: {b.error}" for b in registry.broken]
     run_info = {
         "config": config.to_dict(),
@@ -208,17 +192,17 @@ def execute_run(
         "environment": environment(device),
         "plugins": [str(o) for o in registry.plugins],
         "broken_plugins": skipped,
-        "tasks": metas,
+        "tasks": {name: meta.to_dict() for name, meta in metas.items()},
         "started": dt.datetime.now().isoformat(timespec="seconds"),
         "status": "running",
     }
-    write_json(out / "run.json", run_info)
+    folder.write_info(run_info)
     records: list[dict[str, Any]] = []
 
     try:
         records = run_grid(
             plan,
-            out,
+            folder,
             workers=config.worker_count,
             threads=config.threads,
             save_models=config.save_models,
@@ -230,22 +214,36 @@ def execute_run(
         run_info["status"] = "finished"
     except KeyboardInterrupt:
         run_info["status"] = "interrupted"
-        records = _finished_records(out)
+        records = folder.read_records(skip_unreadable=True)
         raise
     finally:
         run_info["finished"] = dt.datetime.now().isoformat(timespec="seconds")
-        write_json(out / "run.json", run_info)
+        folder.write_info(run_info)
         if records:
-            write_report(out, records, metas)
-    cells = pd.read_parquet(out / "cells.parquet")
-    return RunResult(out=out, cells=cells, records=records, skipped_plugins=skipped)
+            write_report(folder, records, metas)
+    cells = pd.read_parquet(folder.cells_parquet)
+    return RunResult(out=folder.path, cells=cells, records=records, skipped_plugins=skipped)
 
 
-def _finished_records(out: Path) -> list[dict[str, Any]]:
-    records = []
-    for path in sorted((out / "cells").glob("*.json")):
-        try:
-            records.append(json.loads(path.read_text()))
-        except ValueError:
-            continue
-    return records
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """An earlier run folder read back: records, run.json, per-task metadata, leaderboards."""
+    return LoadedRun.load(run_dir)
+
+
+def report(run_dir: str | Path) -> LoadedRun:
+    """Rebuild the tables, leaderboard and plots of a run folder from its cell records."""
+    return rebuild(run_dir)
+
+
+def predict(run_dir: str | Path, task: str, model: str, seed: int, prefix: str, steps: int) -> str:
+    """Continue ``prefix`` with a model saved by ``run(save_models=True)``."""
+    from harness.predict import continue_prompt
+
+    return continue_prompt(Path(run_dir), task, model, seed, prefix, steps)
+
+
+def plot_benchmarks(json_path: str | Path, out: str | Path) -> list[Path]:
+    """PNG plots of a saved pytest-benchmark JSON; returns the files written."""
+    from harness.benchplot import plot_benchmarks as plot
+
+    return plot(Path(json_path), Path(out))

@@ -21,6 +21,11 @@ from harness.task import Recipe
 STATUS_OK, STATUS_FAILED, STATUS_DIVERGED, STATUS_NA = "ok", "failed", "diverged", "not-applicable"
 
 
+def cell_id(task: str, model: str, seed: int) -> str:
+    """The name a cell's files go by (cells/<id>.json, models/<id>.pt)."""
+    return f"{task}__{model}__seed{seed}"
+
+
 @dataclass(frozen=True)
 class Cell:
     """Everything that determines one cell's result, and nothing that does not."""
@@ -34,7 +39,7 @@ class Cell:
 
     @property
     def cell_id(self) -> str:
-        return f"{self.task}__{self.model}__seed{self.seed}"
+        return cell_id(self.task, self.model, self.seed)
 
     def config(self) -> dict[str, Any]:
         import torch

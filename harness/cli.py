@@ -22,7 +22,7 @@ def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from harness.errors import HarnessError
+        from harness import HarnessError
 
         try:
             return command(*args, **kwargs)
@@ -40,7 +40,7 @@ def main() -> None:
 
 
 def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
-    from harness.errors import HarnessError
+    from harness import HarnessError
 
     options: dict[str, dict[str, str]] = {}
     for value in values:
@@ -105,7 +105,7 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
 @_friendly
 def run(config_file: str | None, task_options: tuple[str, ...], **flags: Any) -> None:
     """Train every task x model x seed cell and print the leaderboard."""
-    from harness.config import load_config
+    from harness.api import load_config
 
     flags["tasks"] = list(flags["tasks"]) or None
     flags["models"] = list(flags["models"]) or None
@@ -120,8 +120,7 @@ def _run(config: Any) -> None:
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from harness.api import execute_run
-    from harness.plugins import load_plugins
+    from harness.api import execute_run, load_plugins
 
     console = _console()
     registry = load_plugins()
@@ -187,30 +186,18 @@ def _print_leaderboard(console: Any, out: Path) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from harness.report import load_run
-    from harness.report import ranking as leaderboard
-    from harness.report.tables import cells_frame
+    from harness.api import load_run
 
-    records, info = load_run(out)
-    cells = cells_frame(records)
-    for task, meta in info["tasks"].items():
-        board = leaderboard.aggregate(cells, task, meta)
-        if board.empty:
-            continue
-        shown = leaderboard.display_table(board, meta, compact=True)
-        direction = "higher" if meta["higher_is_better"] else "lower"
-        scored = meta.get("scored_steps")
-        table = Table(
-            title=f"{task}: ranked by held-out {meta['primary_metric']} ({direction} is better)",
-            caption=leaderboard.scored_text(scored) if scored else None,
-        )
+    run = load_run(out)
+    for board in run.leaderboards():
+        shown = board.table(compact=True)
+        table = Table(title=board.title, caption=board.caption)
         for column in shown.columns:
             table.add_column(column, overflow="fold")
         for row in shown.itertuples(index=False):
             table.add_row(*(Text(str(value)) for value in row))
         console.print(table)
-    unfinished = cells[cells["status"].isin(["failed", "diverged", "not-applicable"])]
-    for row in unfinished.itertuples():
+    for row in run.unfinished.itertuples():
         console.print(
             Text(f"{row.task} × {row.model} (seed {row.seed}): {row.status} - {row.error}")
         )
@@ -223,9 +210,9 @@ def list_plugins() -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from harness.plugins import load_plugins
+    from harness import api
 
-    registry = load_plugins()
+    registry = api.load_plugins()
     console = _console()
     tasks = Table(title="tasks")
     for column in ("name", "input", "output", "primary metric", "default grid", "package"):
@@ -291,17 +278,10 @@ def _package(origin: Any) -> str:
 @_friendly
 def report(run_dir: str) -> None:
     """Rebuild the tables, leaderboard and plots of a run folder and print the leaderboard."""
-    from harness.errors import HarnessError
-    from harness.report import load_run, write_report
+    from harness.api import report as rebuild
 
-    out = Path(run_dir)
-    if not (out / "run.json").is_file():
-        raise HarnessError(f"{out} is not a run folder (no run.json)")
-    records, info = load_run(out)
-    if not records:
-        raise HarnessError(f"{out} has no finished cells yet")
-    write_report(out, records, info["tasks"])
-    _print_leaderboard(_console(), out)
+    run = rebuild(run_dir)
+    _print_leaderboard(_console(), run.folder.path)
 
 
 @main.command()
@@ -316,9 +296,9 @@ def report(run_dir: str) -> None:
 @_friendly
 def predict(run_dir: str, task: str, model: str, seed: int, prefix: str, steps: int) -> None:
     """Continue a prefix with a model saved by `harness run --save-models`."""
-    from harness.predict import continue_prompt
+    from harness.api import predict as continue_prompt
 
-    click.echo(continue_prompt(Path(run_dir), task, model, seed, prefix, steps))
+    click.echo(continue_prompt(run_dir, task, model, seed, prefix, steps))
 
 
 @main.command("bench-plot")
@@ -329,7 +309,7 @@ def predict(run_dir: str, task: str, model: str, seed: int, prefix: str, steps: 
 @_friendly
 def bench_plot(json_path: str, out: str) -> None:
     """Plot a saved pytest-benchmark JSON (timings per model, scaling sweeps)."""
-    from harness.benchplot import plot_benchmarks
+    from harness.api import plot_benchmarks
 
-    for path in plot_benchmarks(Path(json_path), Path(out)):
+    for path in plot_benchmarks(json_path, out):
         click.echo(str(path))

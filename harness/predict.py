@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from harness.cells import cell_id
 from harness.errors import HarnessError, unknown_name
+from harness.report.meta import read_metas
+from harness.run_folder import RunFolder
 
 
 def continue_prompt(
@@ -20,23 +22,29 @@ def continue_prompt(
 
     if steps < 1:
         raise HarnessError(f"--steps must be a positive integer, not {steps}")
-    cell_file = out / "cells" / f"{task_name}__{model_name}__seed{seed}.json"
-    if not cell_file.is_file():
+    folder = RunFolder.open(out)
+    name = cell_id(task_name, model_name, seed)
+    if not folder.cell_file(name).is_file():
         raise HarnessError(f"no cell {task_name} x {model_name} seed {seed} in {out}")
-    record = json.loads(cell_file.read_text())
-    if not record.get("model_file"):
-        raise HarnessError(f"{cell_file.name} has no saved model: run with --save-models")
+    record = folder.read_record(name)
+    if not record or not record.get("model_file"):
+        raise HarnessError(
+            f"{folder.cell_file(name).name} has no saved model: run with --save-models"
+        )
     registry = load_plugins()
     if task_name not in registry.tasks:
         raise unknown_name("task", task_name, registry.tasks)
     if model_name not in registry.models:
         raise unknown_name("model", model_name, registry.models)
-    info = json.loads((out / "run.json").read_text())
+    info = folder.read_info()
     task = registry.tasks[task_name].with_options(**info["config"]["options"].get(task_name, {}))
-    recipe = Recipe(**info["tasks"][task_name]["recipe"]).with_overrides(
+    meta = read_metas(info).get(task_name)
+    if meta is None:
+        raise HarnessError(f"task {task_name!r} is not part of the run in {out}")
+    recipe = Recipe(**meta.recipe).with_overrides(
         hidden_size=record["hidden_size"], num_layers=record["num_layers"]
     )
-    saved = torch.load(out / record["model_file"], map_location="cpu", weights_only=True)
+    saved = torch.load(folder.model_file(name), map_location="cpu", weights_only=True)
     net = registry.models[model_name].build(task.shape, recipe.hidden_size, recipe.num_layers)
     net.load_state_dict(saved["state_dict"])
     net.eval()

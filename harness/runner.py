@@ -7,18 +7,16 @@ runs only the cells whose record is missing or was made under another config.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from harness.cells import STATUS_NA, Cell, base_record, execute_cell
 from harness.executors import make_executor
 from harness.plugins import Registry
-from harness.storage import write_json
+from harness.run_folder import RunFolder
 
 MAX_POOL_RESTARTS = 3
 
@@ -56,40 +54,15 @@ def plan_grid(
     return plan
 
 
-def cell_path(out: Path, cell_id: str) -> Path:
-    return out / "cells" / f"{cell_id}.json"
-
-
-def load_record(out: Path, cell: Cell) -> dict[str, Any] | None:
+def load_record(folder: RunFolder, cell: Cell) -> dict[str, Any] | None:
     """A finished record of ``cell`` made under the same config, or ``None``."""
-    path = cell_path(out, cell.cell_id)
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return record if record.get("config_hash") == cell.config_hash() else None
-
-
-def save_record(out: Path, record: dict[str, Any]) -> None:
-    record = dict(record)
-    weights = record.pop("state_dict", None)
-    if weights is not None:
-        import io
-
-        import torch
-
-        from harness.storage import write_atomic
-
-        buffer = io.BytesIO()
-        torch.save({"config": record["config_hash"], "state_dict": weights}, buffer)
-        write_atomic(out / "models" / f"{record['cell_id']}.pt", buffer.getvalue())
-        record["model_file"] = f"models/{record['cell_id']}.pt"
-    write_json(cell_path(out, record["cell_id"]), record)
+    record = folder.read_record(cell.cell_id)
+    return record if record and record.get("config_hash") == cell.config_hash() else None
 
 
 def run_grid(
     plan: GridPlan,
-    out: Path,
+    out: RunFolder,
     *,
     workers: int = 1,
     save_models: bool = False,
@@ -110,18 +83,18 @@ def run_grid(
         record = dict(base_record(cell), status=STATUS_NA, error=reason, curve=[])
         records[cell.cell_id] = record
         if load_record(out, cell) is None:
-            save_record(out, record)
+            out.write_record(record)
     pending, changed = [], 0
     for cell in plan.cells:
         done = load_record(out, cell)
-        changed += done is None and cell_path(out, cell.cell_id).is_file()
+        changed += done is None and out.cell_file(cell.cell_id).is_file()
         if done is not None and (not save_models or done.get("model_file")):
             records[cell.cell_id] = done
         else:
             pending.append(cell)
     on_start(len(plan.cells), len(plan.cells) - len(pending))
     if changed:
-        on_notice(f"{changed} cell(s) in {out} were made under other settings: rerunning them")
+        on_notice(f"{changed} cell(s) in {out.path} were made under other settings: rerunning them")
 
     restarts = 0
     while pending:
@@ -135,7 +108,7 @@ def run_grid(
             for cell in pending:
                 error = "worker process died repeatedly while running this cell"
                 record = dict(base_record(cell), status="failed", error=error, curve=[])
-                save_record(out, record)
+                out.write_record(record)
                 records[cell.cell_id] = record
                 on_done(record)
             pending = []
@@ -145,7 +118,7 @@ def run_grid(
 
 def _run_pending(
     pending: list[Cell],
-    out: Path,
+    out: RunFolder,
     workers: int,
     threads: int | None,
     save_models: bool,
@@ -173,7 +146,7 @@ def _run_pending(
                 except BrokenProcessPool:
                     broken = True
                     continue
-                save_record(out, record)
+                out.write_record(record)
                 record.pop("state_dict", None)
                 records[record["cell_id"]] = record
                 on_done(record)

@@ -10,6 +10,7 @@ import pytest
 
 from harness import Recipe, Task, TaskData, TaskShape, hookimpl
 from harness.plugins import load_plugins
+from harness.report import TaskMeta
 from harness.report.ranking import aggregate, higher_is_better, markdown
 from harness.storage import write_frame
 
@@ -97,6 +98,7 @@ def test_gap_to_best_follows_the_declared_direction():
         "metric_directions": {"exact": "higher", "err": "lower"},
         "optimum": {"task_exact": 1.0, "task_err": 0.0, "task_other": 0.0, "test_loss": 0.0},
     }
+    meta = TaskMeta.from_dict(meta)
     board = aggregate(cells, "t", meta)
     assert board.loc[0, "gap_to_best_task_exact"] == pytest.approx(0.75)  # 1 - x, not x - 1
     assert board.loc[0, "gap_to_best_task_err"] == pytest.approx(0.5)
@@ -117,11 +119,11 @@ def test_leaderboard_says_what_the_loss_covers_and_what_baselines_are():
         "metric_directions": {"err": "lower"},
         "baselines": [{"name": "zero", "description": "always predict 0", "metrics": {}}],
     }
-    text = markdown(cells, {"t": meta})
+    text = markdown(cells, {"t": TaskMeta.from_dict(meta)})
     assert "cover only the last step of each sequence (`scored_steps = 1`)" in text
     assert "- `(zero)`: always predict 0" in text
     assert "- `err` (lower is better): an error" in text
-    every = markdown(cells, {"t": {**meta, "scored_steps": None}})
+    every = markdown(cells, {"t": TaskMeta.from_dict({**meta, "scored_steps": None})})
     assert "cover every step of each sequence" in every
 
 
@@ -129,9 +131,9 @@ def test_run_json_records_scored_steps_and_directions(registry):
     from harness.api import task_meta
 
     meta = task_meta(registry, "sine", {"train_curves": 2, "test_curves": 2}, [0])
-    assert meta["scored_steps"] is None
-    assert meta["metric_directions"]["rollout_mse"] == "lower"
-    json.dumps(meta)
+    assert meta.scored_steps is None
+    assert meta.metric_directions["rollout_mse"] == "lower"
+    json.dumps(meta.to_dict())
 
 
 def test_a_plugin_with_a_bad_direction_is_broken():

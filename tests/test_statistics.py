@@ -9,13 +9,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from harness.report import TaskMeta
 from harness.report.ranking import aggregate, display_table, interval
 
-META = {
-    "primary_metric": "test_accuracy",
-    "higher_is_better": True,
-    "optimum": {"test_accuracy": 0.95},
-}
+META = TaskMeta(
+    primary_metric="test_accuracy", higher_is_better=True, optimum={"test_accuracy": 0.95}
+)
 
 
 def cells(values: dict[str, list[float]]) -> pd.DataFrame:
@@ -58,11 +57,9 @@ def test_overlapping_intervals_share_a_rank_and_separated_ones_do_not():
 
 
 def test_lower_is_better_ranks_and_gap_sign():
-    meta = {
-        "primary_metric": "test_accuracy",
-        "higher_is_better": False,
-        "optimum": {"test_accuracy": 0.1},
-    }
+    meta = TaskMeta(
+        primary_metric="test_accuracy", higher_is_better=False, optimum={"test_accuracy": 0.1}
+    )
     board = aggregate(cells({"a": [0.3, 0.31], "b": [0.5, 0.52]}), "t", meta)
     assert list(board["model"]) == ["a", "b"]
     assert board.loc[0, "gap_to_best_test_accuracy"] == pytest.approx(0.205)

@@ -1,4 +1,8 @@
-"""matplotlib figures, one set per task: loss curves, metric bars, and sample predictions."""
+"""matplotlib figures, one set per task: loss curves, metric bars, and sample predictions.
+
+Each function returns a figure (or ``None`` when there is nothing to draw); the caller saves
+it where the run folder says, as PNG or SVG, and closes it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from harness.report.meta import TaskMeta
 
 
 def _pyplot():
@@ -17,7 +23,7 @@ def _pyplot():
     return plt
 
 
-def loss_curves(curves: pd.DataFrame, task: str, out: Path) -> Path | None:
+def loss_curves(curves: pd.DataFrame, task: str) -> Any:
     """Train (dashed) and held-out (solid) loss per epoch, one colour per model, seed mean."""
     data = curves[curves["task"] == task]
     if data.empty:
@@ -37,11 +43,8 @@ def loss_curves(curves: pd.DataFrame, task: str, out: Path) -> Path | None:
     ax.set_title(f"{task}: training (dashed) and held-out (solid) loss per epoch")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
-    path = out / f"{task}_loss_curves.png"
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 BAR_METRICS = [
@@ -52,7 +55,7 @@ BAR_METRICS = [
 ]
 
 
-def metric_bars(board: pd.DataFrame, task: str, meta: dict[str, Any], out: Path) -> Path | None:
+def metric_bars(board: pd.DataFrame, task: str, meta: TaskMeta) -> Any:
     """Bars of held-out accuracy, perplexity (where they apply), loss and speed per model."""
     if board.empty:
         return None
@@ -68,12 +71,12 @@ def metric_bars(board: pd.DataFrame, task: str, meta: dict[str, Any], out: Path)
             errors = None
         ax.bar(board["model"], board[metric], yerr=errors, color="C0", capsize=3)
         references = []
-        if metric in meta.get("optimum", {}):
-            references.append(("best achievable", meta["optimum"][metric], "C2", "--"))
-        for j, baseline in enumerate(meta.get("baselines", [])):
-            if metric in baseline["metrics"]:
-                name = f"baseline: {baseline['name']}"
-                references.append((name, baseline["metrics"][metric], f"C{3 + j}", ":"))
+        if metric in meta.optimum:
+            references.append(("best achievable", meta.optimum[metric], "C2", "--"))
+        for j, baseline in enumerate(meta.baselines):
+            if metric in baseline.metrics:
+                name = f"baseline: {baseline.name}"
+                references.append((name, baseline.metrics[metric], f"C{3 + j}", ":"))
         values = board[metric]
         # log only when values span a decade; perplexities all near 1 read better linear
         log = metric in ("test_loss", "test_perplexity") and (values > 0).all()
@@ -88,22 +91,24 @@ def metric_bars(board: pd.DataFrame, task: str, meta: dict[str, Any], out: Path)
         ax.tick_params(axis="x", rotation=45, labelsize=8)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
-    unit = "tokens/s" if meta.get("input_kind") == "tokens" else "steps/s"
-    if meta.get("input_kind") == "values" and "test_accuracy" in dict(shown):
+    unit = "tokens/s" if meta.input_kind == "tokens" else "steps/s"
+    if meta.input_kind == "values" and "test_accuracy" in dict(shown):
         axes[0].set_title("held-out accuracy (within the task's tolerance)")
     axes[-1].set_title(f"training throughput ({unit})")
     fig.suptitle(f"{task}: held-out metrics and speed per model (mean, 95% CI over seeds)")
-    return _save(fig, out / f"{task}_metrics.png")
-
-
-def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
+    return fig
+
+
+def save_png(fig: Any, path: Path) -> Path:
+    """Write ``fig`` to ``path`` and close it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     _pyplot().close(fig)
     return path
 
 
-def predictions(records: list[dict[str, Any]], task: str, out: Path) -> Path | None:
+def predictions(records: list[dict[str, Any]], task: str) -> Any:
     """For value tasks that return samples: truth vs teacher-forced and rollout predictions."""
     chosen: dict[str, dict[str, Any]] = {}
     for record in records:
@@ -139,4 +144,5 @@ def predictions(records: list[dict[str, Any]], task: str, out: Path) -> Path | N
     axes[0, 0].legend(fontsize=7, ncol=4, loc="upper right")
     axes[-1, 0].set_xlabel("step")
     fig.suptitle(f"{task}: one held-out curve, truth vs teacher-forced and rollout predictions")
-    return _save(fig, out / f"{task}_predictions.png")
+    fig.tight_layout()
+    return fig

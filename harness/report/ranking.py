@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness.report.meta import TaskMeta
+
 #: Held-out metrics shown in every leaderboard, with their training counterparts beside them.
 SHOWN = [
     ("test_loss", "train_loss"),
@@ -37,7 +39,7 @@ def interval(values: pd.Series) -> tuple[float, float, int]:
     return mean, half, n
 
 
-def aggregate(cells: pd.DataFrame, task: str, meta: dict[str, Any]) -> pd.DataFrame:
+def aggregate(cells: pd.DataFrame, task: str, meta: TaskMeta) -> pd.DataFrame:
     """One row per model of ``task``: mean, ci95 and n of every numeric metric, plus rank."""
     ok = cells[(cells["task"] == task) & (cells["status"] == "ok")]
     if ok.empty:
@@ -65,11 +67,11 @@ def aggregate(cells: pd.DataFrame, task: str, meta: dict[str, Any]) -> pd.DataFr
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    primary, higher = meta["primary_metric"], meta["higher_is_better"]
+    primary, higher = meta.primary_metric, meta.higher_is_better
     frame["rank"] = [_rank(frame, i, primary, higher) for i in range(len(frame))]
     counts = frame["rank"].value_counts()
     frame["separable"] = frame["rank"].map(lambda r: counts[r] == 1)
-    for metric, best in meta.get("optimum", {}).items():
+    for metric, best in meta.optimum.items():
         better_up = higher_is_better(metric, meta)
         if metric in frame and better_up is not None:  # no direction known: no gap, no guess
             # positive: how far the model is from the best achievable
@@ -84,17 +86,17 @@ def aggregate(cells: pd.DataFrame, task: str, meta: dict[str, Any]) -> pd.DataFr
 CORE_DIRECTIONS = {"loss": False, "perplexity": False, "accuracy": True}
 
 
-def higher_is_better(metric: str, meta: dict[str, Any]) -> bool | None:
+def higher_is_better(metric: str, meta: TaskMeta) -> bool | None:
     """Whether higher is better for a column of ``meta``'s task; ``None`` when nobody said.
 
     The primary metric's direction is the task's ``higher_is_better``; a task's own metric
     (``task_<key>``) has the direction the task declares in ``metric_directions``; the core's
     loss, perplexity and accuracy have theirs.
     """
-    if metric == meta.get("primary_metric"):
-        return bool(meta["higher_is_better"])
+    if metric == meta.primary_metric:
+        return bool(meta.higher_is_better)
     if metric.startswith("task_"):
-        direction = (meta.get("metric_directions") or {}).get(metric.removeprefix("task_"))
+        direction = meta.metric_directions.get(metric.removeprefix("task_"))
         return None if direction is None else direction == "higher"
     split, _, kind = metric.partition("_")
     return CORE_DIRECTIONS.get(kind) if split in ("train", "test") else None
@@ -175,14 +177,14 @@ def _fmt(value: Any, half: Any = math.nan, whole: bool = False) -> str:
     return text
 
 
-def display_table(frame: pd.DataFrame, meta: dict[str, Any], compact: bool = False) -> pd.DataFrame:
+def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) -> pd.DataFrame:
     """The leaderboard as strings: held-out beside train, gap to optimum, speed, extras.
 
     ``compact`` (the terminal view) keeps the primary metric with its training counterpart,
     the gap, the task's own flags and short labels, and training speed; the markdown file
     has every column.
     """
-    primary = meta["primary_metric"]
+    primary = meta.primary_metric
     rows = []
     for _, row in frame.iterrows():
         shown: dict[str, str] = {
@@ -203,17 +205,14 @@ def display_table(frame: pd.DataFrame, meta: dict[str, Any], compact: bool = Fal
                 value = _fmt(row[column], row.get(f"{column}_ci95"), whole)
                 if not compact or len(value) <= 24:
                     shown[column_label(column)] = value
-        unit = "tokens/s" if meta.get("input_kind") == "tokens" else "steps/s"
+        unit = "tokens/s" if meta.input_kind == "tokens" else "steps/s"
         for column in SPEED if not compact else ["train_throughput"]:
             label = column.replace("_throughput", f" {unit}") if compact else column
             shown[label] = _fmt(row.get(column), whole=True)
         shown["n"] = str(int(row.get(f"{primary}_n", 0)))
         rows.append(_primary_first(shown, primary))
     columns = list(rows[0]) if rows else ["rank", "model"]
-    references = [(f"({b['name']})", b["metrics"]) for b in meta.get("baselines", [])]
-    if meta.get("optimum"):
-        references.append(("(best achievable)", meta["optimum"]))
-    for label, metrics in references:
+    for label, metrics in meta.references:
         named = {column_label(k): v for k, v in metrics.items()}  # as the columns show
         shown = {k: _fmt(v) for k, v in named.items() if k in columns}
         if shown:
@@ -232,16 +231,15 @@ def scored_text(scored_steps: int | None) -> str:
     )
 
 
-def markdown(cells: pd.DataFrame, metas: dict[str, dict[str, Any]]) -> str:
+def markdown(cells: pd.DataFrame, metas: dict[str, TaskMeta]) -> str:
     """The whole leaderboard document: one section per task, then cells that did not finish."""
     parts = ["# Leaderboard", ""]
     for task, meta in metas.items():
         frame = aggregate(cells, task, meta)
-        direction = "higher" if meta["higher_is_better"] else "lower"
-        parts += [f"## {task}", "", meta.get("description", ""), ""]
+        parts += [f"## {task}", "", meta.description, ""]
         parts += [
-            f"Ranked by held-out `{meta['primary_metric']}` ({direction} is better). "
-            f"{scored_text(meta.get('scored_steps'))} "
+            f"Ranked by held-out `{meta.primary_metric}` ({meta.direction} is better). "
+            f"{scored_text(meta.scored_steps)} "
             "Values are mean ± 95% CI over seeds; `=` after a rank: not separable from "
             "another model with the same rank (intervals overlap). Rows in parentheses are "
             "trivial baselines and the best achievable figures.",
@@ -252,13 +250,13 @@ def markdown(cells: pd.DataFrame, metas: dict[str, dict[str, Any]]) -> str:
         else:
             table = display_table(frame, meta).to_markdown(index=False, disable_numparse=True)
             parts += [table, ""]
-        directions = meta.get("metric_directions") or {}
-        for name, text in meta.get("metric_descriptions", {}).items():
+        directions = meta.metric_directions
+        for name, text in meta.metric_descriptions.items():
             better = f" ({directions[name]} is better)" if name in directions else ""
             parts.append(f"- `{column_label('task_' + name)}`{better}: {text}")
-        for baseline in meta.get("baselines", []):
-            if baseline.get("description"):
-                parts.append(f"- `({baseline['name']})`: {baseline['description']}")
+        for baseline in meta.baselines:
+            if baseline.description:
+                parts.append(f"- `({baseline.name})`: {baseline.description}")
         parts.append("")
     unfinished = cells[cells["status"] != "ok"]
     if not unfinished.empty:

@@ -1,0 +1,87 @@
+"""A finished (or partly finished) run read back from its folder, and its leaderboards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+
+from harness.errors import HarnessError
+from harness.report import ranking
+from harness.report.meta import TaskMeta, read_metas
+from harness.report.tables import cells_frame
+from harness.run_folder import RunFolder
+
+UNFINISHED = ("failed", "diverged", "not-applicable")
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    """One task's models aggregated over seeds and ranked (see ``ranking.aggregate``)."""
+
+    task: str
+    meta: TaskMeta
+    frame: pd.DataFrame
+
+    @property
+    def title(self) -> str:
+        return (
+            f"{self.task}: ranked by held-out {self.meta.primary_metric} "
+            f"({self.meta.direction} is better)"
+        )
+
+    @property
+    def caption(self) -> str | None:
+        """What the loss covers, where a task scores only the last steps of each sequence."""
+        scored = self.meta.scored_steps
+        return ranking.scored_text(scored) if scored else None
+
+    def table(self, compact: bool = False) -> pd.DataFrame:
+        """The leaderboard as strings, reference rows included (compact: the terminal view)."""
+        return ranking.display_table(self.frame, self.meta, compact=compact)
+
+
+@dataclass
+class LoadedRun:
+    """The records and run.json of a run folder, with the tables built from them."""
+
+    folder: RunFolder
+    info: dict[str, Any]
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Any, require_cells: bool = True) -> LoadedRun:
+        """Read a run folder; a one-line error when it is not one or (optionally) is empty."""
+        folder = path if isinstance(path, RunFolder) else RunFolder.open(path)
+        try:
+            info = folder.read_info()
+        except ValueError as exc:
+            raise HarnessError(f"{folder.run_file} is not valid JSON: {exc}") from None
+        records = folder.read_records()
+        if require_cells and not records:
+            raise HarnessError(f"{folder.path} has no finished cells yet")
+        return cls(folder, info, records)
+
+    @cached_property
+    def metas(self) -> dict[str, TaskMeta]:
+        return read_metas(self.info)
+
+    @cached_property
+    def cells(self) -> pd.DataFrame:
+        return cells_frame(self.records)
+
+    def leaderboards(self) -> list[Leaderboard]:
+        """One leaderboard per task that has finished cells, in run order."""
+        boards = []
+        for task, meta in self.metas.items():
+            frame = ranking.aggregate(self.cells, task, meta)
+            if not frame.empty:
+                boards.append(Leaderboard(task, meta, frame))
+        return boards
+
+    @property
+    def unfinished(self) -> pd.DataFrame:
+        """Cells that failed, diverged or did not apply, with their errors."""
+        return self.cells[self.cells["status"].isin(UNFINISHED)]

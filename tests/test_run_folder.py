@@ -1,0 +1,62 @@
+"""The run folder owns the layout; the CLI speaks only the public API; task metadata is typed."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import harness
+from harness import HarnessError
+from harness.report import Reference, TaskMeta
+from harness.run_folder import FORMAT_VERSION, RunFolder
+
+
+def test_layout_and_round_trip(tmp_path):
+    folder = RunFolder.create(tmp_path / "run")
+    folder.write_info({"status": "running"})
+    assert folder.read_info() == {"format_version": FORMAT_VERSION, "status": "running"}
+    folder.write_record({"cell_id": "t__m__seed0", "config_hash": "x", "status": "ok"})
+    assert folder.cell_file("t__m__seed0") == tmp_path / "run" / "cells" / "t__m__seed0.json"
+    assert folder.read_record("t__m__seed0")["status"] == "ok"
+    assert folder.read_record("missing") is None
+    assert [r["cell_id"] for r in folder.read_records()] == ["t__m__seed0"]
+    assert folder.model_file("a").relative_to(folder.path).as_posix() == "models/a.pt"
+    assert RunFolder.latest(tmp_path).path == folder.path
+
+
+def test_unreadable_record_is_skipped_only_when_asked(tmp_path):
+    folder = RunFolder.create(tmp_path)
+    folder.cells_dir.mkdir()
+    folder.cell_file("bad").write_text("{not json")
+    assert folder.read_records(skip_unreadable=True) == []
+    with pytest.raises(ValueError):
+        folder.read_records()
+
+
+def test_open_refuses_a_folder_without_run_json(tmp_path):
+    with pytest.raises(HarnessError, match="not a run folder"):
+        RunFolder.open(tmp_path)
+
+
+def test_task_meta_round_trips_and_ignores_unknown_keys():
+    meta = TaskMeta(
+        primary_metric="test_loss",
+        higher_is_better=False,
+        optimum={"test_loss": 0.1},
+        baselines=[Reference("zero", "predict 0", {"test_loss": 0.5})],
+    )
+    stored = {**meta.to_dict(), "added_by_a_newer_version": 1}
+    assert TaskMeta.from_dict(stored) == meta
+    assert meta.references == [("(zero)", {"test_loss": 0.5}), ("(best achievable)", meta.optimum)]
+
+
+def test_cli_imports_only_the_public_api():
+    source = Path(harness.__file__).with_name("cli.py").read_text()
+    imported = {
+        node.module
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness")
+    }
+    assert imported <= {"harness", "harness.api"}, imported

@@ -95,6 +95,7 @@ def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -
     """Run one cell and return its record: metrics, curve, samples, and weights on request."""
     import torch
 
+    from harness.contract import ContractError
     from harness.device import device_name, resolve_device
     from harness.train import Diverged, train_cell
 
@@ -120,6 +121,16 @@ def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -
         )
     except Diverged as exc:
         record.update(status=STATUS_DIVERGED, error=str(exc.args[0]), curve=exc.args[1])
+    except ContractError as exc:  # checked before training: the side at fault is known
+        name = cell.task if exc.culprit == "task" else cell.model
+        origin = registry.origins.get((exc.culprit, name))
+        where = f" [{exc.culprit} plugin {origin}]" if origin else ""
+        record.update(
+            status=STATUS_FAILED,
+            error=f"broken contract: {exc.culprit} {name!r}: {exc}{where}".splitlines()[0],
+            traceback=traceback.format_exc(),
+            curve=[],
+        )
     except Exception as exc:  # a cell that raises is recorded, and every other cell runs
         where = _blame(exc, registry, cell)
         record.update(
@@ -138,23 +149,43 @@ def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -
 
 
 def _blame(exc: BaseException, registry: Any, cell: Cell) -> str:
-    """Name the plugin (and its package) whose code raised, so the error says where to look.
+    """Name the plugin (task or model, and its package) whose code raised.
 
-    The innermost traceback frame inside a plugin's module decides; when no plugin module is
-    on the stack (e.g. torch raised on the model's behalf), the cell's model plugin is named.
+    The innermost traceback frame inside a plugin's code decides: its entry-point module, or
+    another module of the package that holds the cell's task or model plugin (a network
+    defined beside the registration). When no plugin code is on the stack (torch raised on
+    the model's behalf), the cell's model plugin is named.
     """
     tb = exc.__traceback__
     modules = []
     while tb is not None:
         modules.append(tb.tb_frame.f_globals.get("__name__", ""))
         tb = tb.tb_next
-    plugins = getattr(registry, "plugins", [])
+    origins = getattr(registry, "origins", {})
+    own = [
+        (kind, origins.get((kind, name)))
+        for kind, name in (("task", cell.task), ("model", cell.model))
+    ]
+    own = [(kind, origin) for kind, origin in own if origin is not None]
+    others = [("", o) for o in getattr(registry, "plugins", []) if o not in dict(own).values()]
     for module in reversed(modules):
-        for origin in plugins:
-            if module == origin.module or module.startswith(origin.module + "."):
-                return f" [plugin {origin}]"
-    origin = registry.origins.get(("model", cell.model))
+        for kind, origin in own + others:
+            if _within(module, _module_of(origin)):
+                return f" [{kind + ' ' if kind else ''}plugin {origin}]"
+        for kind, origin in own:
+            package = _module_of(origin).rpartition(".")[0]
+            if package and package not in ("harness",) and _within(module, package):
+                return f" [{kind} plugin {origin}]"
+    origin = origins.get(("model", cell.model))
     return f" [model plugin {origin}]" if origin else ""
+
+
+def _module_of(origin: Any) -> str:
+    return origin.module.partition(":")[0]
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
 
 
 def init_worker(threads: int, pool: bool = False) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from harness.contract import check_data, check_first_forward
 from harness.device import synchronize
 from harness.metrics import loss_fn, score
 from harness.model import Model
@@ -89,12 +90,19 @@ def train_cell(
     *,
     keep_weights: bool = False,
 ) -> CellOutcome:
-    """Train ``model`` on ``task`` with ``seed`` and measure it. Raises :class:`Diverged`."""
+    """Train ``model`` on ``task`` with ``seed`` and measure it.
+
+    Raises :class:`Diverged`, or :class:`~harness.contract.ContractError` before training when
+    the task's data or the model's first outputs do not fit the task's shape.
+    """
     torch.manual_seed(seed)
     shape = task.shape
-    data = task.make_data(seed).to(device)
-    net = model.build(shape, recipe.hidden_size, recipe.num_layers).to(device)
     scored = task.scored_steps
+    data = task.make_data(seed)
+    check_data(shape, data, scored)  # before any training: a broken contract blames its side
+    data = data.to(device)
+    net = model.build(shape, recipe.hidden_size, recipe.num_layers).to(device)
+    check_first_forward(net, shape, data.train_inputs, recipe.batch_size, recipe.carry_state)
     step = make_training_step(net, recipe, shape.output_kind, scored)
     scheduler = None
     if recipe.schedule == "cosine":

@@ -120,6 +120,27 @@ BAD_TASKS = {
         },
         "baseline 'zero' names 'mse', which is not a column",
     ),
+    "own metric named like a core column": (
+        {"evaluate": lambda self, net, data, curve: {"test_loss": 1.0}},
+        "'test_loss', the name of one of the core's columns",
+    ),
+    "own metric named like a count column": (
+        {"evaluate": lambda self, net, data, curve: {"steps_n": 1.0}}, "ending in _ci95 or _n"
+    ),
+    "direction not a known word": (
+        {"metric_directions": {"mean_output": "up"}}, "must be 'higher' or 'lower', not 'up'"
+    ),
+    "direction of a metric never returned": (
+        {"metric_directions": {"nope": "lower"}}, "metric_directions names 'nope', which"
+    ),
+    "optimum of an own metric without a direction": (
+        {"optimum": lambda self, data: {"task_mean_output": 0.0}},
+        "does not say whether higher or lower is better for 'mean_output'",
+    ),
+    "own primary metric against its direction": (
+        {"primary_metric": "task_mean_output", "metric_directions": {"mean_output": "higher"}},
+        "says 'mean_output' is better higher, but higher_is_better is False",
+    ),
     "optimum not numeric": (
         {"optimum": lambda self, data: {"test_loss": "0"}}, r"optimum\(\)\['test_loss'\] is '0'"
     ),
@@ -131,6 +152,22 @@ def test_kit_catches_a_broken_task(case):
     overrides, message = BAD_TASKS[case]
     with pytest.raises(AssertionError, match=message):
         check_task(make_task(**overrides))
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [{"__annotations__": {"steps": "int"}, "steps": 3}, {"size": 3}],
+    ids=["a new option", "a new default"],
+)
+def test_kit_catches_a_task_subclass_without_dataclass(attributes):
+    plain = type("Plain", (Good,), attributes)()  # no @dataclass: the option vanishes
+    assert "steps" not in plain.options() and plain.options()["size"] == 6
+    with pytest.raises(AssertionError, match="Plain is not a @dataclass: (steps|size) would be"):
+        check_task(plain)
+
+
+def test_a_subclass_that_adds_no_options_needs_no_dataclass():
+    check_task(type("Renamed", (Good,), {"name": "renamed"})(), train_epochs=0)
 
 
 def test_fixed_data_is_allowed_when_declared():

@@ -96,7 +96,8 @@ def test_raising_and_diverging_cells_are_isolated(cli, tmp_path, trouble_env):
         assert cells.loc[(task, "rnn"), "status"] == "ok"
         assert cells.loc[(task, "raising"), "status"] == "failed"
         assert "kaboom in forward" in cells.loc[(task, "raising"), "error"]
-        assert "[plugin trouble (harness-trouble 0.3.0)]" in cells.loc[(task, "raising"), "error"]
+        error = cells.loc[(task, "raising"), "error"]
+        assert "[model plugin trouble (harness-trouble 0.3.0)]" in error
         assert cells.loc[(task, "diverging"), "status"] == "diverged"
         assert "training loss became" in cells.loc[(task, "diverging"), "error"]
     assert "4 cell(s) did not finish" in result.stdout

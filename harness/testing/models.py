@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from harness.contract import output_problem, state_problem
 from harness.model import Model
 from harness.task import INPUT_KINDS, Recipe, TaskShape
 from harness.testing.common import check_name, check_text, fail, one_thread
@@ -89,7 +90,7 @@ def check_network(
 ) -> None:
     import torch
 
-    from harness.train import _batch_of, detach_state, make_training_step
+    from harness.train import detach_state, make_training_step
 
     torch.manual_seed(0)
     net = model.build(shape, hidden_size, num_layers)
@@ -108,17 +109,14 @@ def check_network(
     net.eval()
     with torch.no_grad():
         result = net(x, None)
-        if not (isinstance(result, tuple) and len(result) == 2):
-            fail(where, "forward must return (outputs, state)")
-        out, state = result
-        expected = (batch, steps, shape.output_size)
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
-            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            fail(where, f"outputs must be (batch, time, output_size) = {expected}, not {got}")
-        if not out.is_floating_point() or not torch.isfinite(out).all():
+        problem = output_problem(shape, result, batch, steps)
+        out, state = result if problem is None else (None, None)
+        problem = problem or state_problem(state, batch, carried=True)
+        if problem:
+            fail(where, problem)
+        if not torch.isfinite(out).all():
             fail(where, "outputs must be finite floats")
         close(net(x)[0], out, "net(x) differs from net(x, None): state must default to None")
-        _check_state(state, batch, where, _batch_of)
         for split in sorted({1, steps // 2, steps - 1}):
             first, carried = net(x[:, :split], None)
             second, _ = net(x[:, split:], carried)
@@ -145,33 +143,3 @@ def check_network(
     still = [n for n, p in net.named_parameters() if n in before and torch.equal(p, before[n])]
     if len(still) == len(before):
         fail(where, "three training steps changed no parameter")
-
-
-def _check_state(state: Any, batch: int, where: str, batch_of: Any) -> None:
-    """A state is None, a tensor, or a tuple/list of them: what the trainer can detach and carry."""
-    import torch
-
-    def tensors(value: Any) -> list[Any]:
-        if isinstance(value, torch.Tensor):
-            return [value]
-        if isinstance(value, (tuple, list)):
-            return [t for item in value for t in tensors(item)]
-        fail(
-            where, f"the state holds a {type(value).__name__}; use tensors, tuples or lists of them"
-        )
-
-    if state is None:
-        return
-    if not tensors(state):
-        fail(where, "the state is an empty tuple; return None for no state")
-    try:
-        found = batch_of(state)
-    except Exception as exc:  # e.g. a tuple whose first item is not a tensor
-        fail(where, f"the trainer cannot read the batch size of the state: {exc}")
-    if found != batch:
-        fail(
-            where,
-            f"the trainer reads the batch size of a state from its first tensor (dimension 1 "
-            f"of a 3-D tensor, as in nn.RNN's (layers, batch, hidden), else dimension 0) and "
-            f"finds {found}, not {batch}: with carry_state it would drop the state every batch",
-        )

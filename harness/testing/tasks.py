@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import inspect
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from harness.contract import data_problem
 from harness.task import Baseline, Recipe, Task, TaskData, TaskShape
 from harness.testing.common import check_json, check_name, check_text, fail, is_number, one_thread
 
@@ -42,6 +45,7 @@ def check_task(
 def check_metadata(task: Task, subject: str) -> None:
     check_name(subject, task.name)
     check_text(subject, "description", task.description)
+    check_is_dataclass(task, subject)
     if not isinstance(task.shape, TaskShape):
         fail(subject, f"shape must be a harness.TaskShape, not {task.shape!r}")
     if task.shape != task.shape:
@@ -94,62 +98,48 @@ def check_metadata(task: Task, subject: str) -> None:
         fail(subject, "with_options(**options()) does not give back the same options")
 
 
+def check_is_dataclass(task: Task, subject: str) -> None:
+    """Options are dataclass fields: in a subclass without ``@dataclass``, annotated options
+    and new defaults are plain class attributes, so ``-o`` cannot set them and they are left
+    out of ``options()`` and the config hash, silently."""
+    fields = {f.name for f in dataclasses.fields(task)}
+    for cls in type(task).__mro__:
+        if cls is Task:
+            break
+        if "__dataclass_fields__" in cls.__dict__:  # decorated: its own fields are real
+            continue
+        hints = inspect.get_annotations(cls)
+        options = [n for n, hint in hints.items() if "ClassVar" not in str(hint)]
+        options += [n for n in fields if n in cls.__dict__ and n not in options]
+        if options:
+            fail(
+                subject,
+                f"{cls.__name__} is not a @dataclass: {', '.join(options)} would be options, "
+                "but -o cannot set them and options() leaves them out; decorate it with "
+                "@dataclasses.dataclass",
+            )
+
+
 def make_checked_data(task: Task, seed: int, subject: str) -> TaskData:
-    """``make_data(seed)``, with every tensor checked against the task's shape."""
+    """``make_data(seed)``, with every tensor checked against the task's shape (the rules every
+    cell applies before training, see :mod:`harness.contract`), and on the CPU."""
     import torch
 
     data = task.make_data(seed)
-    if not isinstance(data, TaskData):
-        fail(subject, f"make_data must return a harness.TaskData, not {type(data).__name__}")
-    shape = task.shape
+    problem = data_problem(task.shape, data, task.scored_steps)
+    if problem:
+        fail(subject, problem)
     for split in ("train", "test"):
-        inputs, targets = getattr(data, f"{split}_inputs"), getattr(data, f"{split}_targets")
-        for what, tensor in ((f"{split}_inputs", inputs), (f"{split}_targets", targets)):
-            if not isinstance(tensor, torch.Tensor):
-                fail(subject, f"{what} must be a torch.Tensor, not {type(tensor).__name__}")
-            if tensor.device.type != "cpu":
+        for what in (f"{split}_inputs", f"{split}_targets"):
+            tensor = getattr(data, what)
+            if tensor.device != torch.device("cpu"):
                 fail(
                     subject,
                     f"{what} is on {tensor.device}; make data on the CPU, the runner moves it",
                 )
-        _check_tensor(
-            subject, f"{split}_inputs", inputs, shape.input_kind == "tokens", shape.input_size
-        )
-        _check_tensor(
-            subject, f"{split}_targets", targets, shape.output_kind == "classes", shape.output_size
-        )
-        if inputs.shape[0] < 1 or inputs.shape[1] < 1:
-            fail(subject, f"{split}_inputs {tuple(inputs.shape)} is empty")
-        if targets.shape[:2] != inputs.shape[:2]:
-            fail(
-                subject,
-                f"{split}_targets {tuple(targets.shape)} must have one target per input step "
-                f"(inputs are {tuple(inputs.shape)}); the loss is taken at every step",
-            )
     if not isinstance(data.info, dict):
         fail(subject, f"info must be a dict, not {type(data.info).__name__}")
     return data
-
-
-def _check_tensor(subject: str, what: str, tensor: Any, ids: bool, size: int) -> None:
-    import torch
-
-    if ids:
-        if tensor.dim() != 2 or tensor.dtype != torch.int64:
-            fail(
-                subject,
-                f"{what} must be (N, T) int64 ids, not {tuple(tensor.shape)} {tensor.dtype}",
-            )
-        if tensor.numel() and (int(tensor.min()) < 0 or int(tensor.max()) >= size):
-            fail(subject, f"{what} holds ids outside 0..{size - 1} (the shape's size)")
-        return
-    if tensor.dim() != 3 or tensor.dtype != torch.float32 or tensor.shape[-1] != size:
-        fail(
-            subject,
-            f"{what} must be (N, T, {size}) float32, not {tuple(tensor.shape)} {tensor.dtype}",
-        )
-    if not torch.isfinite(tensor).all():
-        fail(subject, f"{what} holds NaN or infinite values")
 
 
 @contextlib.contextmanager
@@ -201,6 +191,50 @@ def check_determinism(task: Task, seeds: Sequence[int], seed_varies: bool, subje
             )
 
 
+def check_metric_names(task: Task, extra: dict[str, Any], subject: str) -> None:
+    """Own metrics' names must not collide with the core's, and their directions must be known
+    words, agree with the primary metric, and name metrics that exist."""
+    from harness.report.ranking import RESERVED_LABELS
+    from harness.report.tables import CORE_COLUMNS as TABLE_COLUMNS
+
+    taken = set(TABLE_COLUMNS) | RESERVED_LABELS
+    for key in extra:
+        if key in taken:
+            fail(
+                subject,
+                f"evaluate() returns {key!r}, the name of one of the core's columns: the "
+                f"leaderboard would show two {key!r} columns; rename it (e.g. 'own_{key}')",
+            )
+        if key.endswith(("_ci95", "_n")) or key.startswith("gap_to_best_"):
+            fail(
+                subject,
+                f"evaluate() returns {key!r}: names ending in _ci95 or _n, or starting with "
+                "gap_to_best_, are the leaderboard's own columns for intervals, counts and gaps",
+            )
+    directions = task.metric_directions
+    if not isinstance(directions, dict):
+        fail(subject, f"metric_directions must be a dict, not {type(directions).__name__}")
+    for key, direction in directions.items():
+        if direction not in ("higher", "lower"):
+            fail(
+                subject,
+                f"metric_directions[{key!r}] must be 'higher' or 'lower', not {direction!r}",
+            )
+        if key not in extra:
+            fail(subject, f"metric_directions names {key!r}, which evaluate() does not return")
+    primary = task.primary_metric.removeprefix("task_")
+    if (
+        task.primary_metric.startswith("task_")
+        and primary in directions
+        and (directions[primary] == "higher") != task.higher_is_better
+    ):
+        fail(
+            subject,
+            f"metric_directions says {primary!r} is better {directions[primary]}, but "
+            f"higher_is_better is {task.higher_is_better}",
+        )
+
+
 def check_metrics(task: Task, data: TaskData, seed: int, train_epochs: int, subject: str) -> None:
     """Train the kit's model briefly and check every metric a cell and a report would hold."""
     import torch
@@ -235,6 +269,7 @@ def check_metrics(task: Task, data: TaskData, seed: int, train_epochs: int, subj
                 "booleans or None (put lists for plots under the 'samples' key)",
             )
     check_json(subject, "evaluate()'s metrics", extra)
+    check_metric_names(task, extra, subject)
     check_json(subject, "evaluate()['samples']", samples)
     columns = CORE_COLUMNS | {f"task_{k}" for k in extra}
     primary = task.primary_metric
@@ -270,7 +305,16 @@ def check_metrics(task: Task, data: TaskData, seed: int, train_epochs: int, subj
             if not is_number(value):
                 fail(subject, f"{what}[{key!r}] is {value!r}, not a number")
 
-    check_figures("optimum()", task.optimum(data))
+    optimum = task.optimum(data)
+    check_figures("optimum()", optimum)
+    for key in optimum:
+        own = key.removeprefix("task_")
+        if key.startswith("task_") and key != primary and own not in task.metric_directions:
+            fail(
+                subject,
+                f"optimum() names {key!r}, but metric_directions does not say whether higher "
+                f"or lower is better for {own!r}, so the leaderboard can show no gap to it",
+            )
     baselines = task.baselines(data)
     if not isinstance(baselines, list):
         fail(

@@ -1,0 +1,106 @@
+"""Recipe overrides from the command line and the config file, type-checked against
+:class:`~harness.task.Recipe`'s own fields, so a new Recipe field is overridable with no new
+code: ``--recipe batch_size=32``, ``batch_size = 32`` under ``[tool.harness]`` or in a
+``[tool.harness.recipe]`` table."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from functools import cache
+from typing import Any
+
+from harness.errors import HarnessError, unknown_name
+from harness.task import Recipe
+
+#: Text that means "no value" for a field that may be None (``--recipe clip=none``).
+NONE_WORDS = ("none", "null")
+
+
+@cache
+def recipe_fields() -> dict[str, tuple[type, bool]]:
+    """Each Recipe field's value type and whether it may be None."""
+    hints = typing.get_type_hints(Recipe)
+    found = {}
+    for item in dataclasses.fields(Recipe):
+        hint = hints[item.name]
+        args = typing.get_args(hint)
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        kinds = [a for a in args if a is not type(None)] if union else [hint]
+        found[item.name] = (kinds[0], union and type(None) in args)
+    return found
+
+
+def parse_assignments(values: tuple[str, ...] | list[str], flag: str) -> dict[str, str]:
+    """``NAME=VALUE`` strings (as given to ``flag``) as a dict."""
+    parsed = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or not name.strip():
+            raise HarnessError(f"{flag} takes NAME=VALUE, not {value!r}")
+        parsed[name.strip()] = text.strip()
+    return parsed
+
+
+def check_recipe_overrides(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """``values`` converted to the Recipe's field types; a one-line error naming ``source``.
+
+    Strings are converted (the command line gives only strings); other values must have the
+    field's type already (TOML is typed: ``batch_size = "32"`` is an error, not a guess).
+    """
+    if not isinstance(values, dict):
+        raise HarnessError(f"{source}: the recipe must be a table of field = value")
+    fields = recipe_fields()
+    checked = {}
+    for name, value in values.items():
+        if name not in fields:
+            error = unknown_name("recipe field", name, fields)
+            raise HarnessError(f"{source}: {error}")
+        checked[name] = _typed(name, value, *fields[name], source)
+    try:  # the Recipe's own rules (positive epochs, known optimizer, ...), on a stand-in
+        dataclasses.replace(Recipe(epochs=1, batch_size=1, lr=1.0), **checked)
+    except ValueError as exc:
+        raise HarnessError(f"{source}: recipe {exc}") from None
+    return checked
+
+
+def _typed(name: str, value: Any, kind: type, optional: bool, source: str) -> Any:
+    if isinstance(value, str) and kind is not str:
+        if optional and value.lower() in NONE_WORDS:
+            return None
+        value = _parse(value, kind)
+    elif optional and isinstance(value, str) and value.lower() in NONE_WORDS:
+        return None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        hint = f" (or {NONE_WORDS[0]!r})" if optional else ""
+        raise HarnessError(
+            f"{source}: recipe field {name} takes {_article(kind.__name__)} "
+            f"{kind.__name__}{hint}, not {value!r}"
+        )
+    if kind is float and not math.isfinite(value):
+        raise HarnessError(f"{source}: recipe field {name} must be finite, not {value!r}")
+    return value
+
+
+def _parse(text: str, kind: type) -> Any:
+    """Command-line text as ``kind``; left as text when it does not parse (the type check
+    that follows then names the field)."""
+    if kind is bool:
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        return text
+    try:
+        return kind(text)
+    except ValueError:
+        return text
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"

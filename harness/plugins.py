@@ -19,6 +19,7 @@ import pluggy
 
 from harness import hookspecs
 from harness.model import Model
+from harness.names import name_problem
 from harness.task import DIRECTIONS, Recipe, Task, TaskShape
 
 ENTRY_POINT_GROUP = "harness"
@@ -210,8 +211,9 @@ def _problem(item: Any, kind: str, expected: type) -> str | None:
     if not isinstance(item, expected):
         return f"registered {_short_repr(item)}, which is not a harness.{expected.__name__}"
     name = getattr(item, "name", "")
-    if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
-        return f"registered a {kind} with an invalid name {name!r}"
+    problem = name_problem(name)
+    if problem is not None:
+        return f"registered a {kind} with an invalid {problem}"
     if kind == "task":
         for attr, cls in (("shape", TaskShape), ("recipe", Recipe)):
             value = getattr(item, attr, None)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from harness.cells import cell_id
 from harness.errors import HarnessError, unknown_name
+from harness.names import checked_name
 from harness.report.meta import read_metas
 from harness.run_folder import RunFolder
 
@@ -23,30 +26,51 @@ def continue_prompt(
     if steps < 1:
         raise HarnessError(f"--steps must be a positive integer, not {steps}")
     folder = RunFolder.open(out)
-    name = cell_id(task_name, model_name, seed)
-    if not folder.cell_file(name).is_file():
+    name = cell_id(checked_name("task", task_name), checked_name("model", model_name), seed)
+    cell_file = folder.cell_file(name)
+    if not cell_file.is_file():
         raise HarnessError(f"no cell {task_name} x {model_name} seed {seed} in {out}")
-    record = folder.read_record(name)
-    if not record or not record.get("model_file"):
-        raise HarnessError(
-            f"{folder.cell_file(name).name} has no saved model: run with --save-models"
-        )
+    record = _read_object(cell_file)
+    if not record.get("model_file"):
+        raise HarnessError(f"{cell_file.name} has no saved model: run with --save-models")
     registry = load_plugins()
     if task_name not in registry.tasks:
         raise unknown_name("task", task_name, registry.tasks)
     if model_name not in registry.models:
         raise unknown_name("model", model_name, registry.models)
-    info = folder.read_info()
-    task = registry.tasks[task_name].with_options(**info["config"]["options"].get(task_name, {}))
-    meta = read_metas(info).get(task_name)
-    if meta is None:
-        raise HarnessError(f"task {task_name!r} is not part of the run in {out}")
-    recipe = Recipe(**meta.recipe).with_overrides(
-        hidden_size=record["hidden_size"], num_layers=record["num_layers"]
-    )
-    saved = torch.load(folder.model_file(name), map_location="cpu", weights_only=True)
+    info = _read_object(folder.run_file)
+    try:
+        meta = read_metas(info).get(task_name)
+        if meta is None:
+            raise HarnessError(f"task {task_name!r} is not part of the run in {out}")
+        task = registry.tasks[task_name].with_options(
+            **info["config"]["options"].get(task_name, {})
+        )
+        recipe = Recipe(**meta.recipe).with_overrides(
+            hidden_size=record["hidden_size"], num_layers=record["num_layers"]
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        where = folder.run_file
+        raise HarnessError(f"{where} does not describe task {task_name}: {exc!r}") from None
+    weights = _model_path(folder, name, record["model_file"])
+    try:  # weights_only: a tampered file's pickle payload is refused, never run
+        saved = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise HarnessError(f"cannot load saved model {weights}: {_first_line(exc)}") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("state_dict"), dict):
+        raise HarnessError(f"{weights} is not a model saved by harness run --save-models")
+    if saved.get("config") != record.get("config_hash"):
+        raise HarnessError(
+            f"{weights} was saved under other settings than {cell_file.name}: "
+            "rerun with --save-models"
+        )
     net = registry.models[model_name].build(task.shape, recipe.hidden_size, recipe.num_layers)
-    net.load_state_dict(saved["state_dict"])
+    try:
+        net.load_state_dict(saved["state_dict"])
+    except Exception as exc:
+        raise HarnessError(
+            f"{weights} does not fit model {model_name!r} on task {task_name!r}: {_first_line(exc)}"
+        ) from None
     net.eval()
     try:
         values = task.encode_prompt(prompt)
@@ -57,3 +81,29 @@ def continue_prompt(
     prefix = torch.tensor(values, dtype=torch.float32).view(1, -1, 1)
     generated = rollout_values(net, prefix, steps)[0, :, 0].tolist()
     return task.decode(values + generated)
+
+
+def _read_object(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``, or a one-line error that names the file."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"cannot read {path}: {_first_line(exc)}") from None
+    if not isinstance(value, dict):
+        raise HarnessError(f"cannot read {path}: not a JSON object")
+    return value
+
+
+def _model_path(folder: RunFolder, name: str, model_file: object) -> Path:
+    """The saved weights of cell ``name``; the record must point where the run wrote them."""
+    path = folder.model_file(name)
+    if model_file != folder.model_name(name):
+        raise HarnessError(f"model_file {model_file!r} points outside {path.parent}")
+    if not path.is_file():
+        raise HarnessError(f"saved model {path} is missing")
+    return path
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

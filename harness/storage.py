@@ -10,10 +10,15 @@ from typing import Any
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``.
+
+    mkstemp creates the file 0600; it gets the permissions ``open()`` would have given it
+    (0666 less the umask), so a shared results folder stays readable like every other file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -76,3 +81,10 @@ def _as_text(value: Any) -> str | None:
     if isinstance(value, float) and value != value:  # NaN: missing
         return None
     return value if isinstance(value, str) else str(value)
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it; set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

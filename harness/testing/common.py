@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
-#: Names become file names and cell ids (``task__model__seed0``): keep them plain.
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-_]*")
+from harness.names import name_problem
 
 
 def fail(subject: str, message: str) -> NoReturn:
@@ -18,12 +16,10 @@ def fail(subject: str, message: str) -> NoReturn:
 
 
 def check_name(subject: str, name: Any) -> None:
-    if not isinstance(name, str) or not NAME.fullmatch(name):
-        fail(subject, f"name {name!r} must be letters, digits, '.', '-' or '_', with no spaces")
-    if "__" in name:
-        fail(
-            subject, f"name {name!r} must not contain '__', which separates the parts of a cell id"
-        )
+    """The very rule the plugin manager applies at registration (``harness.names``)."""
+    problem = name_problem(name)
+    if problem is not None:
+        fail(subject, problem)
 
 
 def check_text(subject: str, what: str, value: Any) -> None:

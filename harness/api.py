@@ -203,7 +203,7 @@ def execute_run(
         records = run_grid(
             plan,
             folder,
-            workers=config.worker_count,
+            workers=config.workers,
             threads=config.threads,
             save_models=config.save_models,
             registry=registry,

@@ -3,7 +3,11 @@ then command-line flags. ``run.json`` records the settings in effect."""
 
 from __future__ import annotations
 
+import json
+import math
 import sys
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,13 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+
+#: A grid of more seeds than this per cell is a typo, not a benchmark: each seed is a row
+#: of every table, and planning 1e8 of them fills the memory before a cell runs.
+MAX_SEEDS = 10_000
+#: The largest seed every random generator in play takes (numpy's limit; torch takes 2**64).
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -49,10 +60,19 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise HarnessError(f"{name} must be a positive integer, not {value!r}")
-        if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise HarnessError(f"lr must be a positive number, not {self.lr!r}")
+        if self.lr is not None and not (
+            isinstance(self.lr, (int, float)) and 0 < self.lr < math.inf
+        ):
+            raise HarnessError(f"lr must be a positive finite number, not {self.lr!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise HarnessError(f"seed must be a non-negative integer, not {self.seed!r}")
+        if self.seeds > MAX_SEEDS:
+            raise HarnessError(f"seeds must be at most {MAX_SEEDS:,}, not {self.seeds:,}")
+        if self.seed + self.seeds - 1 > MAX_SEED:
+            raise HarnessError(
+                f"seeds must lie in 0..{MAX_SEED} (2**32 - 1, what numpy accepts), "
+                f"not up to {self.seed + self.seeds - 1}"
+            )
         try:
             check_device_name(self.device)
         except DeviceError as exc:
@@ -109,9 +129,52 @@ def load_config(
     for key in ("tasks", "models"):
         if isinstance(settings.get(key), str):
             settings[key] = [settings[key]]
-    try:
-        config = RunConfig(**settings)
-    except TypeError as exc:
-        raise HarnessError(f"bad config: {exc}") from None
+    check_types(settings)
+    config = RunConfig(**settings)
     config.validate()
     return config
+
+
+def check_types(settings: dict[str, Any]) -> None:
+    """Each setting against :class:`RunConfig`'s annotation: a TOML ``device = 3`` or
+    ``epochs = true`` is one clear line here, not a traceback (or a silent 1) later."""
+    hints = typing.get_type_hints(RunConfig)
+    for name, value in settings.items():
+        if not _fits(value, hints[name]):
+            shown = json.dumps(value, default=repr)  # as TOML spells it: true, not True
+            raise HarnessError(f"setting {name!r} must be {_describe(hints[name])}, not {shown}")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin is list:
+        return isinstance(value, list) and all(_fits(item, args[0]) for item in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            _fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items()
+        )
+    return isinstance(value, origin or hint)
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in args if arg is not type(None))
+    if origin is list:
+        return f"a list of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s"
+    if origin is dict:
+        return "a table of tables (TASK = {NAME = VALUE})" if args[1] is not Any else "a table"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(hint, f"a {getattr(hint, '__name__', hint)}")

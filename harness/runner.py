@@ -7,6 +7,7 @@ runs only the cells whose record is missing or was made under another config.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -64,7 +65,7 @@ def run_grid(
     plan: GridPlan,
     out: RunFolder,
     *,
-    workers: int = 1,
+    workers: int | None = 1,
     save_models: bool = False,
     threads: int | None = None,
     registry: Registry | None = None,
@@ -74,6 +75,8 @@ def run_grid(
 ) -> list[dict[str, Any]]:
     """Run the plan's missing cells into ``out`` and return every cell's record.
 
+    ``workers`` is capped at the pending cells and the CPU cores (more only compete for the
+    same cores and memory), with a notice; ``None`` means one per core, capped silently.
     ``registry`` is used only in-process (one worker); pool workers discover plugins through
     entry points themselves. A worker killed mid-run breaks the pool: the cells it held are
     resubmitted on a fresh pool.
@@ -95,6 +98,7 @@ def run_grid(
     on_start(len(plan.cells), len(plan.cells) - len(pending))
     if changed:
         on_notice(f"{changed} cell(s) in {out.path} were made under other settings: rerunning them")
+    workers = _usable_workers(workers, len(pending), on_notice)
 
     restarts = 0
     while pending:
@@ -114,6 +118,16 @@ def run_grid(
             pending = []
     order = [c.cell_id for c, _ in plan.not_applicable] + [c.cell_id for c in plan.cells]
     return [records[cell_id] for cell_id in order]
+
+
+def _usable_workers(requested: int | None, pending: int, on_notice: Callable[[str], None]) -> int:
+    cores = os.cpu_count() or 1
+    usable = max(1, min(requested or cores, cores, pending))
+    if requested is not None and usable < requested:
+        on_notice(
+            f"--workers {requested}: using {usable} ({pending} cell(s) to run, {cores} CPU cores)"
+        )
+    return usable
 
 
 def _run_pending(

@@ -142,7 +142,7 @@ def test_predict_without_saved_model_is_one_line_error(small_run, cli, tmp_path)
         (["--seeds", "0"], "seeds must be a positive integer"),
         (["--workers", "0"], "workers must be a positive integer"),
         (["--seed", "-1"], "seed must be a non-negative integer"),
-        (["--lr", "-0.1"], "lr must be a positive number"),
+        (["--lr", "-0.1"], "lr must be a positive finite number"),
         (["-o", "hello.nope=1"], "task 'hello' has no option 'nope'"),
         (["-o", "helloworld"], "--option takes TASK.NAME=VALUE"),
         (["-o", "consecutive.window=abc"], "option 'window' takes an int, not 'abc'"),

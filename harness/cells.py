@@ -192,14 +192,17 @@ def init_worker(threads: int, pool: bool = False) -> None:
     """Limit torch's threads so workers do not fight over cores.
 
     In a pool worker, Ctrl-C is left to the parent, which saves what finished and stops the
-    pool; otherwise every worker would print its own KeyboardInterrupt traceback.
+    pool; otherwise every worker would print its own KeyboardInterrupt traceback. A pool
+    worker also dies with the parent, so killing the main process leaves no orphans.
     """
-    import torch
-
     if pool:
         import signal
 
+        from harness.lifecycle import die_with_parent
+
+        die_with_parent()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import torch
 
     torch.set_num_threads(threads)
     with contextlib.suppress(RuntimeError):  # already set in this process

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-EXIT_FAILED_CELLS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_FAILED_CELLS, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
 
 
 def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -149,6 +149,7 @@ def _run(config: Any) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harness.api import execute_run, load_plugins
+    from harness.lifecycle import Terminated, sigterm_as_interrupt
 
     console = _console()
     registry = load_plugins()
@@ -184,23 +185,24 @@ def _run(config: Any) -> None:
         on_start(total, done)
 
     try:
-        try:
-            result = execute_run(
-                config,
-                registry=registry,
-                on_start=on_start_shown,
-                on_done=on_done,
-                on_notice=lambda text: console.print(f"[yellow]{escape(text)}[/]"),
-            )
-        finally:
-            if progress.live.is_started:
-                progress.stop()
-    except KeyboardInterrupt:
+        with sigterm_as_interrupt():  # a `kill` stops the run as Ctrl-C does, nothing lost
+            try:
+                result = execute_run(
+                    config,
+                    registry=registry,
+                    on_start=on_start_shown,
+                    on_done=on_done,
+                    on_notice=lambda text: console.print(f"[yellow]{escape(text)}[/]"),
+                )
+            finally:
+                if progress.live.is_started:
+                    progress.stop()
+    except KeyboardInterrupt as exc:
         console.print(
             "[yellow]interrupted[/]: finished cells are saved; run the same command with "
             "--out <run folder> (or --resume) to run only the missing ones"
         )
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
     _print_leaderboard(console, result.out)
     console.print(f"results: {result.out}/ (leaderboard.md, cells.csv, curves.csv, plots/)")
     failed = result.failed

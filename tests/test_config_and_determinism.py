@@ -40,7 +40,7 @@ def test_config_file_flag(tmp_path):
 def test_config_type_errors_are_one_line(tmp_path):
     path = tmp_path / "grid.toml"
     path.write_text('seeds = "three"\n')
-    with pytest.raises(HarnessError, match="seeds must be a positive integer"):
+    with pytest.raises(HarnessError, match="setting 'seeds' must be an integer"):
         load_config(path, {})
 
 

@@ -114,3 +114,63 @@ def test_killed_pool_worker_is_replaced_and_the_grid_completes(tmp_path, clean_r
     result = table(out)
     assert len(result) == CELLS and (result["status"] == "ok").all()
     pd.testing.assert_frame_equal(result[DETERMINED], clean_run[DETERMINED])
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped is dead for this purpose)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _pool_workers(proc: subprocess.Popen) -> list[int]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        workers = [
+            c
+            for c in _children(proc.pid)
+            if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()
+        ]
+        if workers:
+            return workers
+        time.sleep(0.1)
+    raise AssertionError("no pool workers found")
+
+
+def _assert_all_exit(pids: list[int], within: float = 15) -> None:
+    deadline = time.monotonic() + within
+    while any(map(_alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in pids if _alive(pid)], "pool workers outlived the main process"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_killing_only_the_main_process_leaves_no_pool_workers(tmp_path):
+    out = tmp_path / "run"
+    proc = start(out, "--workers", "2")
+    wait_for_cells(proc, out, 1)
+    workers = _pool_workers(proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    _assert_all_exit(workers)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_stops_like_ctrl_c(tmp_path, clean_run):
+    out = tmp_path / "run"
+    proc = start(out, "--workers", "2")
+    wait_for_cells(proc, out, 2)
+    workers = _pool_workers(proc)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "interrupted" in stdout and "Traceback" not in stderr
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    partial = table(out)  # the tables of what finished are written on the way out
+    assert 2 <= len(partial) < CELLS
+    _assert_all_exit(workers)
+    again = start(out, "--workers", "1")
+    assert again.wait(timeout=300) == 0
+    pd.testing.assert_frame_equal(table(out)[DETERMINED], clean_run[DETERMINED])

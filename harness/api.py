@@ -20,6 +20,8 @@ import pandas as pd
 
 from harness.config import RunConfig, load_config
 from harness.errors import HarnessError, unknown_name
+from harness.lifecycle import Terminated as Terminated  # re-exported for the CLI
+from harness.lifecycle import sigterm_as_interrupt as sigterm_as_interrupt
 from harness.plugins import Registry, load_plugins
 from harness.report import LoadedRun, Reference, TaskMeta, rebuild, write_report
 from harness.run_folder import RunFolder

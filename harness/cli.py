@@ -148,8 +148,7 @@ def _run(config: Any) -> None:
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from harness.api import execute_run, load_plugins
-    from harness.lifecycle import Terminated, sigterm_as_interrupt
+    from harness.api import Terminated, execute_run, load_plugins, sigterm_as_interrupt
 
     console = _console()
     registry = load_plugins()

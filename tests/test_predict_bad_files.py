@@ -86,7 +86,7 @@ DAMAGE = {
     "garbage run.json": (lambda out: (out / "run.json").write_text("nope"), "cannot read"),
     "run.json without the task": (
         lambda out: (out / "run.json").write_text('{"config": {"options": {}}, "tasks": {}}'),
-        "does not describe task hello",
+        "is not part of the run",
     ),
 }
 

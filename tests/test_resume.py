@@ -129,9 +129,7 @@ def _pool_workers(proc: subprocess.Popen) -> list[int]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         workers = [
-            c
-            for c in _children(proc.pid)
-            if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()
+            c for c in _children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()
         ]
         if workers:
             return workers

@@ -14,7 +14,7 @@ import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -24,8 +24,11 @@ from harness.lifecycle import Terminated as Terminated  # re-exported for the CL
 from harness.lifecycle import sigterm_as_interrupt as sigterm_as_interrupt
 from harness.plugins import Registry, load_plugins
 from harness.report import LoadedRun, Reference, TaskMeta, rebuild, write_report
-from harness.run_folder import RunFolder
+from harness.run_folder import FORMAT_VERSION, RunFolder
 from harness.runner import plan_grid, run_grid
+
+if TYPE_CHECKING:
+    from harness.report.compare import Comparison
 
 
 @dataclass
@@ -222,7 +225,7 @@ def execute_run(
         run_info["finished"] = dt.datetime.now().isoformat(timespec="seconds")
         folder.write_info(run_info)
         if records:
-            write_report(folder, records, metas)
+            write_report(LoadedRun(folder, {"format_version": FORMAT_VERSION, **run_info}, records))
     cells = pd.read_parquet(folder.cells_parquet)
     return RunResult(out=folder.path, cells=cells, records=records, skipped_plugins=skipped)
 
@@ -232,9 +235,24 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     return LoadedRun.load(run_dir)
 
 
-def report(run_dir: str | Path) -> LoadedRun:
-    """Rebuild the tables, leaderboard and plots of a run folder from its cell records."""
-    return rebuild(run_dir)
+def report(run_dir: str | Path, html_only: bool = False) -> LoadedRun:
+    """Rebuild the tables, leaderboard, plots and report.html of a run folder from its cell
+    records (``html_only``: only report.html)."""
+    return rebuild(run_dir, html_only=html_only)
+
+
+def compare(
+    run_a: str | Path, run_b: str | Path, threshold: float = 0.01, speed_threshold: float = 0.10
+) -> Comparison:
+    """Run B against run A (the baseline): quality and speed changes, cells added or removed,
+    and the regressions (see :mod:`harness.report.compare`)."""
+    from harness.report.compare import compare as compare_runs
+
+    for name, value in (("--threshold", threshold), ("--speed-threshold", speed_threshold)):
+        if not value >= 0:
+            raise HarnessError(f"{name} must be zero or more (a fraction, e.g. 0.05), not {value}")
+    a, b = LoadedRun.load(run_a), LoadedRun.load(run_b)
+    return compare_runs(a, b, threshold=threshold, speed_threshold=speed_threshold)
 
 
 def predict(run_dir: str | Path, task: str, model: str, seed: int, prefix: str, steps: int) -> str:

@@ -1,4 +1,4 @@
-"""`harness run | list | report | predict | bench-plot`: a thin layer over the Python API.
+"""`harness run | list | report | compare | predict | bench-plot`: a thin layer over the API.
 
 Only click is imported at start-up, so `harness --help` answers without importing torch.
 Bad input is one line on stderr and exit status 2; a run with failed cells exits 1.
@@ -203,7 +203,9 @@ def _run(config: Any) -> None:
         )
         sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
     _print_leaderboard(console, result.out)
-    console.print(f"results: {result.out}/ (leaderboard.md, cells.csv, curves.csv, plots/)")
+    console.print(
+        f"results: {result.out}/ (report.html, leaderboard.md, cells.csv, curves.csv, plots/)"
+    )
     failed = result.failed
     if not failed.empty:
         names = ", ".join(f"{r.task}×{r.model}#{r.seed} ({r.status})" for r in failed.itertuples())
@@ -304,13 +306,19 @@ def _package(origin: Any) -> str:
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--html", "html_only", is_flag=True, help="Only (re)write report.html; print its path."
+)
 @_friendly
-def report(run_dir: str) -> None:
-    """Rebuild the tables, leaderboard and plots of a run folder and print the leaderboard."""
+def report(run_dir: str, html_only: bool) -> None:
+    """Rebuild the tables, leaderboard, plots and report.html of a run folder."""
     from harness.api import report as rebuild
 
-    run = rebuild(run_dir)
-    _print_leaderboard(_console(), run.folder.path)
+    run = rebuild(run_dir, html_only=html_only)
+    if html_only:
+        click.echo(str(run.folder.report_html))
+    else:
+        _print_leaderboard(_console(), run.folder.path)
 
 
 @main.command()
@@ -342,3 +350,80 @@ def bench_plot(json_path: str, out: str) -> None:
 
     for path in plot_benchmarks(json_path, out):
         click.echo(str(path))
+
+
+@main.command()
+@click.argument("run_a", type=click.Path())
+@click.argument("run_b", type=click.Path())
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print markdown, not tables.")
+@click.option(
+    "--output", type=click.Path(dir_okay=False), default=None, help="Also write markdown here."
+)
+@click.option(
+    "--threshold",
+    type=float,
+    default=0.01,
+    show_default=True,
+    help="Smallest relative quality change that is flagged.",
+)
+@click.option(
+    "--speed-threshold",
+    type=float,
+    default=0.10,
+    show_default=True,
+    help="Smallest relative speed change that is flagged.",
+)
+@click.option(
+    "--fail-on-regression", is_flag=True, help="Exit 1 when a regression is flagged (for CI)."
+)
+@_friendly
+def compare(
+    run_a: str,
+    run_b: str,
+    as_markdown: bool,
+    output: str | None,
+    threshold: float,
+    speed_threshold: float,
+    fail_on_regression: bool,
+) -> None:
+    """Compare run B against run A: quality and speed per model and per cell, regressions."""
+    from harness.api import compare as compare_runs
+
+    result = compare_runs(run_a, run_b, threshold=threshold, speed_threshold=speed_threshold)
+    text = result.markdown()
+    if output:
+        Path(output).write_text(text)
+    if as_markdown:
+        click.echo(text, nl=False)
+    else:
+        _print_comparison(_console(), result)
+    if fail_on_regression and result.regressions:
+        sys.exit(EXIT_FAILED_CELLS)
+
+
+def _print_comparison(console: Any, result: Any) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    styles = {"worse": "red", "slower": "red", "better": "green", "faster": "green"}
+    console.print(Text(f"A: {result.a}\nB: {result.b}"))
+    for title, frame in result.sections():
+        table = Table(title=title)
+        for column in frame.columns:
+            table.add_column(str(column), overflow="fold")
+        for row in frame.itertuples(index=False):
+            cells = []
+            for value in map(str, row):
+                word = value.split()[-1] if value.split() else ""
+                cells.append(Text(value, style=styles.get(word, "")))
+            table.add_row(*cells)
+        console.print(table)
+    for name, cells in (("only in B", result.added), ("only in A", result.removed)):
+        if cells:
+            console.print(Text(f"cells {name}: {', '.join(cells)}"))
+    for note in result.notes:
+        console.print(Text(note, style="dim"))
+    for regression in result.regressions:
+        console.print(Text(f"regression: {regression}", style="red"))
+    if not result.regressions:
+        console.print(Text("no regression", style="green"))

@@ -1,50 +1,73 @@
-"""Everything a run leaves behind, rebuilt from the cell records: tables, leaderboard, plots."""
+"""Everything a run leaves behind, rebuilt from the cell records: tables, leaderboard, plots,
+and report.html."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from harness.report import plots
+import pandas as pd
+
+from harness.report import html, plots
 from harness.report import ranking as leaderboard
-from harness.report.meta import TaskMeta
 from harness.report.run import LoadedRun
-from harness.report.tables import cells_frame, curves_frame
-from harness.run_folder import RunFolder
+from harness.report.tables import curves_frame
 from harness.storage import write_atomic, write_frame
 
+FIGURES = ("loss_curves", "metrics", "predictions")
 
-def write_report(
-    folder: RunFolder, records: list[dict[str, Any]], metas: dict[str, TaskMeta]
-) -> None:
-    """Write cells.{csv,parquet}, curves.{csv,parquet}, leaderboard.{md,csv} and plots/*.png."""
-    cells = cells_frame(records)
-    curves = curves_frame(records)
+
+def write_report(run: LoadedRun) -> None:
+    """Write cells.{csv,parquet}, curves.{csv,parquet}, leaderboard.{md,csv}, plots/*.png
+    and report.html into the run's folder."""
+    folder, cells = run.folder, run.cells
     write_frame(cells, folder.cells_table)
-    write_frame(curves, folder.curves_table)
-    write_atomic(folder.leaderboard_md, leaderboard.markdown(cells, metas).encode())
-    boards = []
-    folder.plots_dir.mkdir(exist_ok=True)
-    for task, meta in metas.items():
-        board = leaderboard.aggregate(cells, task, meta)
-        if not board.empty:
-            boards.append(board.assign(task=task))
-        figures = {
-            "loss_curves": plots.loss_curves(curves, task),
-            "metrics": plots.metric_bars(board, task, meta),
-            "predictions": plots.predictions(records, task),
-        }
-        for kind, figure in figures.items():
-            if figure is not None:
-                plots.save_png(figure, folder.plot_file(task, kind))
+    write_frame(curves_frame(run.records), folder.curves_table)
+    write_atomic(folder.leaderboard_md, leaderboard.markdown(cells, run.metas).encode())
+    boards = [board.frame.assign(task=board.task) for board in run.leaderboards()]
     if boards:
-        import pandas as pd
-
         frame = pd.concat(boards, ignore_index=True)
         write_atomic(folder.leaderboard_csv, frame.to_csv(index=False).encode())
+    svgs: dict[str, dict[str, str]] = {}
+    for task, kind, figure in figures(run):
+        svgs.setdefault(task, {})[kind] = plots.to_svg(figure)
+        plots.save_png(figure, folder.plot_file(task, kind))
+    write_html(run, svgs)
 
 
-def rebuild(path: Any) -> LoadedRun:
-    """Rewrite every table and plot of an existing run folder from its cell records."""
+def write_html(run: LoadedRun, svgs: dict[str, dict[str, str]] | None = None) -> None:
+    """Write report.html; without ``svgs`` the figures are drawn again (no PNG is written)."""
+    if svgs is None:
+        svgs = {}
+        for task, kind, figure in figures(run):
+            svgs.setdefault(task, {})[kind] = plots.to_svg(figure)
+            plots.close(figure)
+    write_atomic(run.folder.report_html, html.render(run, svgs).encode())
+
+
+def figures(run: LoadedRun) -> Iterator[tuple[str, str, Any]]:
+    """(task, kind, matplotlib figure) for every figure of the run, drawn one at a time."""
+    colours = plots.model_colours(run.models)
+    curves = curves_frame(run.records)
+    boards = {board.task: board.frame for board in run.leaderboards()}
+    for task, meta in run.metas.items():
+        board = boards.get(task, pd.DataFrame())
+        for kind in FIGURES:
+            if kind == "loss_curves":
+                figure = plots.loss_curves(curves, task, meta, colours)
+            elif kind == "metrics":
+                figure = plots.metric_bars(board, task, meta, colours)
+            else:
+                figure = plots.predictions(run.records, task, colours)
+            if figure is not None:
+                yield task, kind, figure
+
+
+def rebuild(path: Any, html_only: bool = False) -> LoadedRun:
+    """Rewrite every table, plot and report.html of a run folder from its cell records."""
     run = LoadedRun.load(path)
-    write_report(run.folder, run.records, run.metas)
+    if html_only:
+        write_html(run)
+    else:
+        write_report(run)
     return run

@@ -1,11 +1,15 @@
 """matplotlib figures, one set per task: loss curves, metric bars, and sample predictions.
 
 Each function returns a figure (or ``None`` when there is nothing to draw); the caller saves
-it where the run folder says, as PNG or SVG, and closes it.
+it where the run folder says, as PNG (:func:`save_png`) or inline SVG (:func:`to_svg`).
+A model keeps one colour in every plot of a run (:func:`model_colours`); references (baselines,
+the best achievable) are drawn in greys, and one that lies far off a plot's scale is shown as
+an arrow with its value at the plot's edge instead of squashing the models' figures.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +27,91 @@ def _pyplot():
     return plt
 
 
-def loss_curves(curves: pd.DataFrame, task: str) -> Any:
-    """Train (dashed) and held-out (solid) loss per epoch, one colour per model, seed mean."""
+#: Reference lines: greys and dash patterns, never a model's colour.
+REFERENCE_STYLES = [("black", "--"), ("dimgrey", ":"), ("grey", "-."), ("darkgrey", (0, (5, 2)))]
+
+
+def model_colours(models: Iterable[str]) -> dict[str, str]:
+    """A fixed colour per model for every plot of a run: models in name order, tab10 then tab20."""
+    import matplotlib
+
+    names = sorted(set(models))
+    palette = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {name: matplotlib.colors.to_hex(palette(i % palette.N)) for i, name in enumerate(names)}
+
+
+def _references(meta: TaskMeta | None, metric: str) -> list[tuple[str, float, Any, Any]]:
+    """(label, value, colour, linestyle) of the baselines and the optimum that have ``metric``."""
+    if meta is None:
+        return []
+    found = [
+        (f"baseline: {b.name}", b.metrics[metric]) for b in meta.baselines if metric in b.metrics
+    ]
+    if metric in meta.optimum:
+        found.insert(0, ("best achievable", meta.optimum[metric]))
+    return [
+        (name, float(value), *REFERENCE_STYLES[i % len(REFERENCE_STYLES)])
+        for i, (name, value) in enumerate(found)
+    ]
+
+
+def _draw_references(
+    ax: Any, references: list[tuple[str, float, Any, Any]], low: float, high: float, log: bool
+) -> None:
+    """A line for each reference near the data's range [low, high]; an arrow and the value at
+    the plot's edge for one far outside it (or not drawable on a log axis)."""
+    edge = {"above": 0, "below": 0}
+    for name, value, colour, style in references:
+        if log:
+            near = value > 0 and low / 10 <= value <= high * 10
+        else:
+            span = max(high - min(low, 0), abs(high), 1e-12)
+            near = min(low, 0) - span <= value <= high + 2 * span
+        if near:
+            ax.axhline(value, color=colour, linestyle=style, label=f"{name} ({value:.4g})")
+            continue
+        side = "above" if value > high else "below"
+        arrow = "\u2191" if side == "above" else "\u2193"
+        y = 0.97 - 0.07 * edge[side] if side == "above" else 0.03 + 0.07 * edge[side]
+        edge[side] += 1
+        ax.annotate(
+            f"{arrow} {name}: {value:.4g} (off scale)",
+            xy=(0.98, y),
+            xycoords="axes fraction",
+            ha="right",
+            va="top" if side == "above" else "bottom",
+            fontsize=7,
+            color=colour,
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": colour, "alpha": 0.85},
+        )
+
+
+def loss_curves(
+    curves: pd.DataFrame,
+    task: str,
+    meta: TaskMeta | None = None,
+    colours: dict[str, str] | None = None,
+) -> Any:
+    """Train (dashed) and held-out (solid) loss per epoch, one colour per model, seed mean;
+    the held-out loss of the baselines and the best achievable as references."""
     data = curves[curves["task"] == task]
     if data.empty:
         return None
+    colours = colours or model_colours(data["model"])
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
-    for i, (model, group) in enumerate(data.groupby("model", sort=False)):
+    for model, group in data.groupby("model", sort=False):
         mean = group.groupby("epoch")[["train_loss", "test_loss"]].mean()
-        colour = f"C{i % 10}"
+        colour = colours[model]
         ax.plot(mean.index, mean["test_loss"], color=colour, label=f"{model} held-out")
         ax.plot(
             mean.index, mean["train_loss"], color=colour, linestyle="--", label=f"{model} train"
         )
     ax.set_yscale("log")
+    losses = data[["train_loss", "test_loss"]].to_numpy().ravel()
+    losses = losses[(losses > 0) & pd.notna(losses)]
+    if len(losses):
+        _draw_references(ax, _references(meta, "test_loss"), losses.min(), losses.max(), log=True)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (log scale)")
     ax.set_title(f"{task}: training (dashed) and held-out (solid) loss per epoch")
@@ -55,10 +129,13 @@ BAR_METRICS = [
 ]
 
 
-def metric_bars(board: pd.DataFrame, task: str, meta: TaskMeta) -> Any:
+def metric_bars(
+    board: pd.DataFrame, task: str, meta: TaskMeta, colours: dict[str, str] | None = None
+) -> Any:
     """Bars of held-out accuracy, perplexity (where they apply), loss and speed per model."""
     if board.empty:
         return None
+    colours = colours or model_colours(board["model"])
     shown = [(m, label) for m, label in BAR_METRICS if m in board and board[m].notna().any()]
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 4.2))
@@ -69,22 +146,15 @@ def metric_bars(board: pd.DataFrame, task: str, meta: TaskMeta) -> Any:
             errors = errors.fillna(0).to_numpy()
         else:
             errors = None
-        ax.bar(board["model"], board[metric], yerr=errors, color="C0", capsize=3)
-        references = []
-        if metric in meta.optimum:
-            references.append(("best achievable", meta.optimum[metric], "C2", "--"))
-        for j, baseline in enumerate(meta.baselines):
-            if metric in baseline.metrics:
-                name = f"baseline: {baseline.name}"
-                references.append((name, baseline.metrics[metric], f"C{3 + j}", ":"))
+        bar_colours = [colours.get(model, "grey") for model in board["model"]]
+        ax.bar(board["model"], board[metric], yerr=errors, color=bar_colours, capsize=3)
         values = board[metric]
         # log only when values span a decade; perplexities all near 1 read better linear
         log = metric in ("test_loss", "test_perplexity") and (values > 0).all()
         log = log and values.max() / values.min() > 10
-        for name, value, colour, style in references:
-            if log and value <= 0:
-                continue  # a log axis cannot draw it
-            ax.axhline(value, color=colour, linestyle=style, label=f"{name} ({value:.4g})")
+        spread = 0 if errors is None else errors
+        low, high = float((values - spread).min()), float((values + spread).max())
+        _draw_references(ax, _references(meta, metric), low, high, log)
         if log:
             ax.set_yscale("log")
         ax.set_title(title)
@@ -100,15 +170,34 @@ def metric_bars(board: pd.DataFrame, task: str, meta: TaskMeta) -> Any:
     return fig
 
 
+def to_svg(fig: Any) -> str:
+    """``fig`` as an inline ``<svg>`` element (text kept as text, which keeps it small)."""
+    import io
+
+    import matplotlib
+
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
 def save_png(fig: Any, path: Path) -> Path:
     """Write ``fig`` to ``path`` and close it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
+    close(fig)
     return path
 
 
-def predictions(records: list[dict[str, Any]], task: str) -> Any:
+def close(fig: Any) -> None:
+    _pyplot().close(fig)
+
+
+def predictions(
+    records: list[dict[str, Any]], task: str, colours: dict[str, str] | None = None
+) -> Any:
     """For value tasks that return samples: truth vs teacher-forced and rollout predictions."""
     chosen: dict[str, dict[str, Any]] = {}
     for record in records:
@@ -117,6 +206,7 @@ def predictions(records: list[dict[str, Any]], task: str) -> Any:
             chosen[record["model"]] = samples
     if not chosen:
         return None
+    colours = colours or model_colours(chosen)
     plt = _pyplot()
     fig, axes = plt.subplots(
         len(chosen), 1, figsize=(9, 2.4 * len(chosen)), sharex=True, squeeze=False
@@ -130,18 +220,24 @@ def predictions(records: list[dict[str, Any]], task: str) -> Any:
             ax.plot(
                 range(1, 1 + len(teacher)),
                 teacher,
-                color="C0",
+                color=colours.get(model, "C0"),
                 linestyle="--",
                 label="teacher-forced",
             )
         rollout = samples.get("rollout")
         if rollout:
             warm = samples.get("warmup", len(truth) - len(rollout))
-            ax.plot(range(warm, warm + len(rollout)), rollout, color="C3", label="rollout")
+            ax.plot(
+                range(warm, warm + len(rollout)),
+                rollout,
+                color=colours.get(model, "C3"),
+                linewidth=1.5,
+                label="rollout",
+            )
             ax.axvline(warm - 0.5, color="grey", linestyle=":", label="end of warm-up")
-        ax.set_ylabel(model)
+        ax.set_ylabel(model, color=colours.get(model, "black"))
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7, ncol=4, loc="upper right")
+        ax.legend(fontsize=7, ncol=4, loc="upper right")
     axes[-1, 0].set_xlabel("step")
     fig.suptitle(f"{task}: one held-out curve, truth vs teacher-forced and rollout predictions")
     fig.tight_layout()

@@ -10,6 +10,7 @@ import pandas as pd
 
 from harness.errors import HarnessError
 from harness.report import ranking
+from harness.report.formatting import one_notation
 from harness.report.meta import TaskMeta, read_metas
 from harness.report.tables import cells_frame
 from harness.run_folder import RunFolder
@@ -39,8 +40,9 @@ class Leaderboard:
         return ranking.scored_text(scored) if scored else None
 
     def table(self, compact: bool = False) -> pd.DataFrame:
-        """The leaderboard as strings, reference rows included (compact: the terminal view)."""
-        return ranking.display_table(self.frame, self.meta, compact=compact)
+        """The leaderboard as strings, reference rows included (compact: the terminal view);
+        each column of numbers in one notation."""
+        return one_notation(ranking.display_table(self.frame, self.meta, compact=compact))
 
 
 @dataclass
@@ -59,7 +61,11 @@ class LoadedRun:
             info = folder.read_info()
         except ValueError as exc:
             raise HarnessError(f"{folder.run_file} is not valid JSON: {exc}") from None
-        records = folder.read_records()
+        try:
+            records = folder.read_records()
+        except ValueError as exc:
+            where = folder.cells_dir
+            raise HarnessError(f"a cell record in {where} is not valid JSON: {exc}") from None
         if require_cells and not records:
             raise HarnessError(f"{folder.path} has no finished cells yet")
         return cls(folder, info, records)
@@ -72,8 +78,18 @@ class LoadedRun:
     def cells(self) -> pd.DataFrame:
         return cells_frame(self.records)
 
+    @cached_property
+    def models(self) -> list[str]:
+        """Every model of the run, in run order (run.json's list, else the cells')."""
+        listed = (self.info.get("resolved") or {}).get("models") or []
+        return list(dict.fromkeys([*listed, *self.cells["model"].dropna()]))
+
     def leaderboards(self) -> list[Leaderboard]:
         """One leaderboard per task that has finished cells, in run order."""
+        return list(self._boards)
+
+    @cached_property
+    def _boards(self) -> list[Leaderboard]:
         boards = []
         for task, meta in self.metas.items():
             frame = ranking.aggregate(self.cells, task, meta)

@@ -1,0 +1,276 @@
+"""Two runs side by side: quality and speed change per model and per cell, and what regressed.
+
+A change is flagged only where the statistics say so *and* it is large enough to matter: the
+95% interval of the difference of the seed means (Welch) must exclude zero, and the relative
+change must pass a threshold. With one seed there is no interval, so nothing is flagged on
+quality or speed (the table says so); a cell that finished in A but failed or diverged in B is
+always a regression. Per cell, speed is judged from the timing quartiles where the runs
+recorded them (``<column>_q1`` / ``<column>_q3``): flagged when the quartile ranges do not
+overlap and the ratio passes the threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from harness.report.formatting import one_notation
+from harness.report.ranking import _fmt
+from harness.report.run import LoadedRun
+
+#: Speed columns compared (higher is faster), with how the tables label them.
+SPEED = {"train_throughput": "train speed", "infer_throughput": "inference speed"}
+FINISHED, BROKEN = "ok", ("failed", "diverged")
+KEY = ["task", "model", "seed"]
+
+
+@dataclass
+class Comparison:
+    """The result of :func:`compare`: tables of strings ready to print, and the regressions."""
+
+    a: str
+    b: str
+    settings: pd.DataFrame
+    models: pd.DataFrame
+    speed: pd.DataFrame
+    cells: pd.DataFrame
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    regressions: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def sections(self) -> list[tuple[str, pd.DataFrame]]:
+        """The tables in reading order, each with its title (empty ones left out)."""
+        parts = [
+            ("settings that differ", self.settings),
+            ("quality per model (held-out primary metric, mean ± 95% CI over seeds)", self.models),
+            ("speed per model (mean over seeds; ratio B / A)", self.speed),
+            ("cell by cell", self.cells),
+        ]
+        return [(title, frame) for title, frame in parts if not frame.empty]
+
+    def markdown(self) -> str:
+        lines = ["# Comparison", "", f"- A: `{self.a}`", f"- B: `{self.b}`", ""]
+        for title, frame in self.sections():
+            lines += [f"## {title}", "", frame.to_markdown(index=False, disable_numparse=True), ""]
+        if self.added:
+            lines += ["## cells only in B", "", *[f"- {c}" for c in self.added], ""]
+        if self.removed:
+            lines += ["## cells only in A", "", *[f"- {c}" for c in self.removed], ""]
+        lines += ["## verdict", "", *[f"- {n}" for n in self.notes]]
+        lines += [f"- regression: {r}" for r in self.regressions] or ["- no regression"]
+        return "\n".join(lines) + "\n"
+
+
+def welch(a: pd.Series, b: pd.Series) -> tuple[float, float]:
+    """Difference of means (b - a) and the half-width of its 95% Welch interval (NaN if n < 2)."""
+    from scipy import stats
+
+    a, b = a.dropna().astype(float), b.dropna().astype(float)
+    if a.empty or b.empty:
+        return math.nan, math.nan
+    diff = float(b.mean() - a.mean())
+    if len(a) < 2 or len(b) < 2:
+        return diff, math.nan
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return diff, 0.0
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return diff, float(stats.t.ppf(0.975, dof) * se)
+
+
+def verdict(diff: float, half: float, base: float, threshold: float, up_is_good: bool) -> str:
+    """'better', 'worse', 'same' (within noise or below the threshold) or 'no interval'."""
+    if math.isnan(diff):
+        return "missing"
+    if math.isnan(half):
+        return "no interval"
+    relative = abs(diff) / abs(base) if base else math.inf
+    if abs(diff) <= half or relative < threshold:
+        return "same"
+    return "better" if (diff > 0) == up_is_good else "worse"
+
+
+def _relative(diff: float, base: float) -> str:
+    if math.isnan(diff) or not base or math.isnan(base):
+        return ""
+    return f"{100 * diff / abs(base):+.1f}%"
+
+
+def compare(
+    a: LoadedRun, b: LoadedRun, threshold: float = 0.01, speed_threshold: float = 0.10
+) -> Comparison:
+    """Compare run ``b`` against run ``a`` (the baseline)."""
+    ca, cb = a.cells.copy(), b.cells.copy()
+    keys_a = set(map(tuple, ca[KEY].itertuples(index=False)))
+    keys_b = set(map(tuple, cb[KEY].itertuples(index=False)))
+    label = "{} × {} seed {}".format
+    result = Comparison(
+        a=str(a.folder.path),
+        b=str(b.folder.path),
+        settings=_settings(a.info, b.info),
+        models=pd.DataFrame(),
+        speed=pd.DataFrame(),
+        cells=pd.DataFrame(),
+        added=[label(*k) for k in sorted(keys_b - keys_a)],
+        removed=[label(*k) for k in sorted(keys_a - keys_b)],
+    )
+    metas = {**a.metas, **b.metas}
+    quality_rows, speed_rows, cell_rows = [], [], []
+    no_interval = False
+    for task, meta in metas.items():
+        metric, up = meta.primary_metric, meta.higher_is_better
+        ok_a = ca[(ca["task"] == task) & (ca["status"] == FINISHED)]
+        ok_b = cb[(cb["task"] == task) & (cb["status"] == FINISHED)]
+        models = list(dict.fromkeys([*ok_a["model"], *ok_b["model"]]))
+        for model in models:
+            va = _numbers(ok_a[ok_a["model"] == model], metric)
+            vb = _numbers(ok_b[ok_b["model"] == model], metric)
+            diff, half = welch(va, vb)
+            base = float(va.mean()) if not va.empty else math.nan
+            said = verdict(diff, half, base, threshold, up)
+            no_interval |= said == "no interval"
+            if said == "worse":
+                result.regressions.append(
+                    f"{task} × {model}: {metric} {_fmt(base)} -> {_fmt(float(vb.mean()))}"
+                )
+            quality_rows.append(
+                {
+                    "task": task,
+                    "model": model,
+                    "metric": f"{metric} ({meta.direction} is better)",
+                    "A": _mean_ci(va),
+                    "B": _mean_ci(vb),
+                    "change": _fmt(diff, half),
+                    "relative": _relative(diff, base),
+                    "verdict": said,
+                }
+            )
+            row: dict[str, Any] = {"task": task, "model": model}
+            for column, name in SPEED.items():
+                sa, sb = (
+                    _numbers(ok_a[ok_a["model"] == model], column),
+                    _numbers(ok_b[ok_b["model"] == model], column),
+                )
+                if sa.empty and sb.empty:
+                    continue
+                sdiff, shalf = welch(sa, sb)
+                smean = float(sa.mean()) if not sa.empty else math.nan
+                ssaid = verdict(sdiff, shalf, smean, speed_threshold, True)
+                ssaid = {"better": "faster", "worse": "slower"}.get(ssaid, ssaid)
+                if ssaid == "slower":
+                    result.regressions.append(
+                        f"{task} × {model}: {name} {_fmt(smean, whole=True)} -> "
+                        f"{_fmt(float(sb.mean()), whole=True)}"
+                    )
+                row[f"{name} A"] = _fmt(smean, whole=True)
+                row[f"{name} B"] = _fmt(float(sb.mean()) if not sb.empty else math.nan, whole=True)
+                row[f"{name} ratio"] = _ratio(smean, float(sb.mean()) if not sb.empty else math.nan)
+                row[f"{name} verdict"] = ssaid
+            speed_rows.append(row)
+        cell_rows += _cell_rows(ca, cb, task, metric, up, speed_threshold, result)
+    result.models = one_notation(pd.DataFrame(quality_rows))
+    result.speed = one_notation(pd.DataFrame(speed_rows).fillna(""))
+    result.cells = one_notation(pd.DataFrame(cell_rows).fillna(""))
+    if no_interval:
+        result.notes.append(
+            "'no interval': one seed in A or B, so no change is flagged on quality or speed; "
+            "run both with --seeds 3 or more to compare with intervals"
+        )
+    result.notes.append(
+        f"flagged only when the 95% interval of the change excludes zero and the change is at "
+        f"least {threshold:.0%} (quality) or {speed_threshold:.0%} (speed)"
+    )
+    return result
+
+
+def _cell_rows(
+    ca: pd.DataFrame,
+    cb: pd.DataFrame,
+    task: str,
+    metric: str,
+    up: bool,
+    speed_threshold: float,
+    result: Comparison,
+) -> list[dict[str, Any]]:
+    rows = []
+    both = ca[ca["task"] == task].merge(cb[cb["task"] == task], on=KEY, suffixes=("_a", "_b"))
+    for _, cell in both.iterrows():
+        status_a, status_b = cell["status_a"], cell["status_b"]
+        name = f"{task} × {cell['model']} seed {cell['seed']}"
+        if status_a == FINISHED and status_b in BROKEN:
+            error = str(cell.get("error_b") or "")[:120]
+            result.regressions.append(f"{name}: {status_a} -> {status_b} ({error})")
+        va, vb = _number(cell.get(f"{metric}_a")), _number(cell.get(f"{metric}_b"))
+        row = {
+            "task": task,
+            "model": cell["model"],
+            "seed": cell["seed"],
+            "status": status_a if status_a == status_b else f"{status_a} -> {status_b}",
+            f"{metric} A": _fmt(va),
+            f"{metric} B": _fmt(vb),
+            "change": _relative(vb - va, va),
+        }
+        for column, label in SPEED.items():
+            sa, sb = _number(cell.get(f"{column}_a")), _number(cell.get(f"{column}_b"))
+            row[f"{label} ratio"] = _ratio(sa, sb)
+            spread = [_number(cell.get(f"{column}_{q}_{s}")) for s in "ab" for q in ("q1", "q3")]
+            if not any(math.isnan(v) for v in spread):
+                a_q1, a_q3, b_q1, b_q3 = spread
+                slower = b_q3 < a_q1 and sb <= (1 - speed_threshold) * sa
+                faster = b_q1 > a_q3 and sb >= (1 + speed_threshold) * sa
+                row[f"{label} ratio"] += " slower" if slower else " faster" if faster else ""
+                if slower:
+                    result.regressions.append(
+                        f"{name}: {label} {_fmt(sa, whole=True)} -> {_fmt(sb, whole=True)} "
+                        "(timing quartiles do not overlap)"
+                    )
+        rows.append(row)
+    return rows
+
+
+#: Settings that say where a run went, not what it measured.
+NOT_SETTINGS = {"out", "resume", "results_dir"}
+
+
+def _settings(a: dict[str, Any], b: dict[str, Any]) -> pd.DataFrame:
+    """The settings and environment entries whose values differ between the two run.json."""
+    rows = []
+    for section in ("config", "resolved", "environment"):
+        sa, sb = a.get(section) or {}, b.get(section) or {}
+        for key in dict.fromkeys([*sa, *sb]):
+            if key not in NOT_SETTINGS and sa.get(key) != sb.get(key):
+                rows.append({"setting": f"{section}.{key}", "A": str(sa.get(key)),
+                             "B": str(sb.get(key))})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame:
+        return pd.Series(dtype=float)
+    return pd.to_numeric(frame[column], errors="coerce").dropna()
+
+
+def _number(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return number
+
+
+def _mean_ci(values: pd.Series) -> str:
+    from harness.report.ranking import interval
+
+    mean, half, n = interval(values)
+    return f"{_fmt(mean, half)} (n={n})" if n else ""
+
+
+def _ratio(a: float, b: float) -> str:
+    if math.isnan(a) or math.isnan(b) or not a:
+        return ""
+    return f"{b / a:.2f}×"

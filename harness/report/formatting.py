@@ -1,0 +1,73 @@
+"""Numbers in tables: one notation per column, so a column reads down without switching
+between 0.0123 and 1.23e-03."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pandas as pd
+
+_NUMBER = r"-?(?:\d[\d,]*)?\.?\d+(?:e[+-]?\d+)?"
+_CELL = re.compile(rf"^({_NUMBER})(?: ± ({_NUMBER}))?(\s.*)?$")
+
+
+def _parse(text: str) -> tuple[float, float | None, str] | None:
+    match = _CELL.match(text.strip())
+    if not match:
+        return None
+    value, half, rest = match.groups()
+    return (
+        float(value.replace(",", "")),
+        float(half.replace(",", "")) if half else None,
+        rest or "",
+    )
+
+
+def notation(values: list[float]) -> str:
+    """The format spec one column uses: thousands, fixed decimals or scientific."""
+    finite = [abs(v) for v in values if math.isfinite(v)]
+    nonzero = [v for v in finite if v > 0]
+    if not nonzero:
+        return ".4f"
+    low, high = min(nonzero), max(nonzero)
+    if all(float(v).is_integer() for v in finite) and high >= 1:
+        return ",.0f"
+    if low < 0.01 or (high >= 1000 and low < 1) or high >= 1e7:
+        return ".2e"
+    if low >= 1000:
+        return ",.0f"
+    if low >= 10:
+        return ",.1f"
+    return ".4f"
+
+
+def one_notation(table: pd.DataFrame) -> pd.DataFrame:
+    """Re-format every all-numeric column of a table of strings in a single notation.
+
+    A column with any text that is not a number (a label, a flag, a `k/n` count) is left as
+    it is; empty cells stay empty. Rank columns and the like (whole numbers) stay whole.
+    """
+    table = table.copy()
+    for column in table.columns:
+        cells = [str(v) for v in table[column]]
+        parsed = [_parse(c) if c.strip() else None for c in cells]
+        if not any(parsed) or any(p is None and c.strip() for p, c in zip(parsed, cells)):
+            continue
+        if any(p and p[2] for p in parsed):
+            continue  # units or markers after the number (e.g. "1=", "1.2×"): keep as written
+        spec = notation([p[0] for p in parsed if p])
+        halves = [p[1] for p in parsed if p and p[1] is not None]
+        half_spec = notation(halves) if halves else spec
+        out = []
+        for p in parsed:
+            if p is None:
+                out.append("")
+                continue
+            value, half, _ = p
+            text = format(0.0 if value == 0 else value, spec)
+            if half is not None:
+                text += f" ± {format(half, half_spec)}"
+            out.append(text)
+        table[column] = out
+    return table

@@ -1,0 +1,72 @@
+"""Plots: one colour per model across a run's plots, references off the scale annotated;
+tables: one number notation per column."""
+
+from __future__ import annotations
+
+import matplotlib
+import pandas as pd
+
+from harness.report import Reference, TaskMeta, plots
+from harness.report.formatting import one_notation
+
+matplotlib.use("Agg")
+
+META = TaskMeta(
+    primary_metric="test_perplexity",
+    higher_is_better=False,
+    input_kind="tokens",
+    optimum={"test_perplexity": 1.3},
+    baselines=[Reference("uniform", "guess", {"test_perplexity": 20.0, "test_loss": 3.0})],
+)
+
+
+def board(models: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"model": models, "test_perplexity": [1.4 + 0.01 * i for i in range(len(models))]}
+    )
+
+
+def test_a_model_keeps_its_colour_whatever_else_is_in_the_plot():
+    everything = plots.model_colours(["rnn", "gru", "lstm"])
+    assert plots.model_colours(["lstm", "rnn", "gru"]) == everything
+    assert len(set(everything.values())) == 3
+    fig = plots.metric_bars(board(["rnn", "gru"]), "t", META, everything)
+    bars = {p.get_x(): matplotlib.colors.to_hex(p.get_facecolor()) for p in fig.axes[0].patches}
+    assert sorted(bars.values()) == sorted([everything["rnn"], everything["gru"]])
+    curves = pd.DataFrame(
+        {"task": "t", "model": ["gru", "gru"], "seed": 0, "epoch": [1, 2],
+         "train_loss": [1.0, 0.5], "test_loss": [1.1, 0.6]}
+    )  # fmt: skip
+    fig = plots.loss_curves(curves, "t", META, everything)
+    colours = {matplotlib.colors.to_hex(line.get_color()) for line in fig.axes[0].lines}
+    assert everything["gru"] in colours and everything["rnn"] not in colours
+
+
+def test_a_reference_far_off_the_scale_is_annotated_not_squashing_the_bars():
+    fig = plots.metric_bars(board(["rnn", "gru"]), "t", META)
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert any("uniform: 20" in t and "off scale" in t for t in texts), texts
+    assert ax.get_ylim()[1] < 5  # the axis stays on the models' scale
+    labels = ax.get_legend_handles_labels()[1]
+    assert any("best achievable" in label for label in labels)  # near the bars: a line
+
+
+def test_svg_is_inline_and_keeps_text_as_text():
+    svg = plots.to_svg(plots.metric_bars(board(["rnn"]), "t", META))
+    assert svg.startswith("<svg") and "<text" in svg and "<?xml" not in svg
+
+
+def test_one_notation_per_column():
+    table = pd.DataFrame(
+        {
+            "rank": ["1", "2=", "3"],
+            "mse": ["1.20e-03 ± 1.00e-04", "0.5000", "0.0200"],
+            "speed": ["59.4718", "1,350.0", ""],
+            "label": ["ohlol", "0.5", "x"],
+        }
+    )
+    shown = one_notation(table)
+    assert list(shown["mse"]) == ["1.20e-03 ± 1.00e-04", "5.00e-01", "2.00e-02"]
+    assert list(shown["speed"]) == ["59.5", "1,350.0", ""]
+    assert list(shown["rank"]) == ["1", "2=", "3"] and list(shown["label"]) == ["ohlol", "0.5", "x"]

@@ -147,3 +147,15 @@ def test_report_in_headless_chromium(trouble_run):
             assert board.locator("tbody.references tr").count() >= 1  # references stay put
         finally:
             browser.close()
+
+
+def test_without_chromium_the_browser_test_skips_locally_and_fails_in_ci(monkeypatch, tmp_path):
+    import tests.test_html_report as module
+
+    monkeypatch.setattr(module, "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
+        module._chromium_or_skip()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="cannot run in CI"):
+        module._chromium_or_skip()

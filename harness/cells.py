@@ -36,6 +36,10 @@ class Cell:
     recipe: Recipe
     device: str
     task_options: dict[str, Any] = field(default_factory=dict)
+    #: "distribution version" of the plugins that offer the task and the model: an upgraded
+    #: plugin changes the config hash, so its cells rerun instead of reusing stale results.
+    task_plugin: str = ""
+    model_plugin: str = ""
 
     @property
     def cell_id(self) -> str:
@@ -50,6 +54,8 @@ class Cell:
             "task": self.task,
             "task_options": self.task_options,
             "model": self.model,
+            "task_plugin": self.task_plugin,
+            "model_plugin": self.model_plugin,
             "seed": self.seed,
             "recipe": asdict(self.recipe),
             "device": self.device,
@@ -79,6 +85,8 @@ def base_record(cell: Cell) -> dict[str, Any]:
         "task": cell.task,
         "model": cell.model,
         "seed": cell.seed,
+        "task_plugin": cell.task_plugin,
+        "model_plugin": cell.model_plugin,
         "config_hash": cell.config_hash(),
         "device": cell.device,
         "dtype": "float32",

@@ -44,15 +44,32 @@ def plan_grid(
         options = task_options.get(task_name, {})
         task = registry.tasks[task_name].with_options(**options)
         recipe = task.recipe.with_overrides(**recipe_overrides)
+        task_plugin = _distribution(registry, "task", task_name)
         for model_name in models:
             reason = registry.models[model_name].cannot_serve(task.shape)
+            model_plugin = _distribution(registry, "model", model_name)
             for seed in seeds:
-                cell = Cell(task_name, model_name, seed, recipe, device, dict(options))
+                cell = Cell(
+                    task_name,
+                    model_name,
+                    seed,
+                    recipe,
+                    device,
+                    dict(options),
+                    task_plugin=task_plugin,
+                    model_plugin=model_plugin,
+                )
                 if reason:
                     plan.not_applicable.append((cell, reason))
                 else:
                     plan.cells.append(cell)
     return plan
+
+
+def _distribution(registry: Registry, kind: str, name: str) -> str:
+    """``"package version"`` of the plugin that registered ``name``; empty when unknown."""
+    origin = registry.origins.get((kind, name))
+    return f"{origin.package} {origin.version}" if origin else ""
 
 
 def load_record(folder: RunFolder, cell: Cell) -> dict[str, Any] | None:

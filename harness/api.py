@@ -165,6 +165,10 @@ def execute_run(
     """Plan, run and report a grid. On Ctrl-C the finished cells are reported, then it re-raises."""
     from harness.device import DeviceError, resolve_device
 
+    if config.executor == "ray":  # fail before anything starts when Ray is not installed
+        from harness.ray_executor import import_ray
+
+        import_ray()
     registry = registry or load_plugins()
     tasks, models = resolve_names(config, registry)
     try:
@@ -193,6 +197,7 @@ def execute_run(
             "seeds": seeds,
             "device": str(device),
             "workers": config.worker_count,
+            "executor": config.executor,
         },
         "environment": environment(device),
         "plugins": [str(o) for o in registry.plugins],
@@ -210,6 +215,9 @@ def execute_run(
             folder,
             workers=config.workers,
             threads=config.threads,
+            executor=config.executor,
+            ray_address=config.ray_address,
+            gpus_per_cell=config.gpus_per_cell,
             save_models=config.save_models,
             registry=registry,
             on_start=on_start,

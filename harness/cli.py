@@ -106,6 +106,23 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     help="torch threads per worker (default: the cores split between the workers).",
 )
 @click.option(
+    "--executor",
+    type=click.Choice(["local", "pool", "ray"]),
+    default=None,
+    help="Where cells run: local (this process), pool (processes; default), ray (Ray tasks).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Join this Ray cluster (default: $RAY_ADDRESS, else start a local Ray instance).",
+)
+@click.option(
+    "--gpus-per-cell",
+    type=float,
+    default=None,
+    help="With --executor ray: GPU share per cell, e.g. 0.25 packs 4 cells on a GPU.",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False),
     default=None,

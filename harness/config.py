@@ -42,6 +42,9 @@ class RunConfig:
     lr: float | None = None
     workers: int | None = None  # None: one per CPU core
     threads: int | None = None  # torch threads per worker; None: the cores split between workers
+    executor: str = "pool"  # local (in this process), pool (processes), ray (Ray tasks)
+    ray_address: str | None = None  # join this Ray cluster; None: RAY_ADDRESS, else a local one
+    gpus_per_cell: float = 0.0  # > 0: cells share GPUs on long-lived Ray actors
     out: str | None = None
     results_dir: str = "results"
     resume: bool = False
@@ -64,6 +67,17 @@ class RunConfig:
             isinstance(self.lr, (int, float)) and 0 < self.lr < math.inf
         ):
             raise HarnessError(f"lr must be a positive finite number, not {self.lr!r}")
+        from harness.executors import EXECUTORS
+
+        if self.executor not in EXECUTORS:
+            raise HarnessError(
+                f"executor must be one of {', '.join(EXECUTORS)}, not {self.executor!r}"
+            )
+        gpus = self.gpus_per_cell
+        if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or gpus < 0:
+            raise HarnessError(f"gpus_per_cell must be a number >= 0, not {gpus!r}")
+        if gpus and self.executor != "ray":
+            raise HarnessError("gpus_per_cell needs executor ray (--executor ray)")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise HarnessError(f"seed must be a non-negative integer, not {self.seed!r}")
         if self.seeds > MAX_SEEDS:

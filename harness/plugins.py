@@ -238,3 +238,26 @@ def _problem(item: Any, kind: str, expected: type) -> str | None:
 def _short_repr(item: Any) -> str:
     text = repr(item)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def plugin_distributions() -> dict[str, str]:
+    """``{distribution: version}`` of every installed package offering ``harness`` entry
+    points, this harness included: what a cluster node must match for its cells to mean the
+    same thing as the driver's."""
+    return {origin.package: origin.version for origin in map(_origin, _entry_points())}
+
+
+def distribution_differences(here: dict[str, str], there: dict[str, str]) -> list[str]:
+    """Each plugin distribution whose presence or version differs, in words."""
+    problems = []
+    for package in sorted(set(here) | set(there)):
+        mine, theirs = here.get(package), there.get(package)
+        if mine == theirs:
+            continue
+        if theirs is None:
+            problems.append(f"{package} {mine} is not installed there")
+        elif mine is None:
+            problems.append(f"{package} {theirs} is installed there but not here")
+        else:
+            problems.append(f"{package} is {theirs} there but {mine} here")
+    return problems

@@ -8,6 +8,7 @@ runs only the cells whose record is missing or was made under another config.
 from __future__ import annotations
 
 import os
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -15,11 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.cells import STATUS_NA, Cell, base_record, execute_cell
-from harness.executors import make_executor
+from harness.executors import CellLost, Executor, make_executor
 from harness.plugins import Registry
 from harness.run_folder import RunFolder
 
 MAX_POOL_RESTARTS = 3
+#: A cell whose worker process or node died this many times more is recorded as failed.
+MAX_CELL_LOSSES = 3
 
 
 @dataclass
@@ -85,6 +88,9 @@ def run_grid(
     workers: int | None = 1,
     save_models: bool = False,
     threads: int | None = None,
+    executor: str = "pool",
+    ray_address: str | None = None,
+    gpus_per_cell: float = 0.0,
     registry: Registry | None = None,
     on_start: Callable[[int, int], None] = lambda total, done: None,
     on_done: Callable[[dict[str, Any]], None] = lambda record: None,
@@ -92,11 +98,12 @@ def run_grid(
 ) -> list[dict[str, Any]]:
     """Run the plan's missing cells into ``out`` and return every cell's record.
 
-    ``workers`` is capped at the pending cells and the CPU cores (more only compete for the
-    same cores and memory), with a notice; ``None`` means one per core, capped silently.
-    ``registry`` is used only in-process (one worker); pool workers discover plugins through
-    entry points themselves. A worker killed mid-run breaks the pool: the cells it held are
-    resubmitted on a fresh pool.
+    ``executor`` picks where cells run (see :func:`harness.executors.make_executor`).
+    ``workers`` (pool) is capped at the pending cells and the CPU cores (more only compete for
+    the same cores and memory), with a notice; ``None`` means one per core, capped silently.
+    ``registry`` is used only in-process; other processes and nodes discover plugins through
+    entry points themselves. A worker killed mid-run breaks a pool: the cells it held are
+    resubmitted on a fresh pool. A cell whose Ray worker or node died is resubmitted.
     """
     records: dict[str, dict[str, Any]] = {}
     for cell, reason in plan.not_applicable:
@@ -115,23 +122,33 @@ def run_grid(
     on_start(len(plan.cells), len(plan.cells) - len(pending))
     if changed:
         on_notice(f"{changed} cell(s) in {out.path} were made under other settings: rerunning them")
-    workers = _usable_workers(workers, len(pending), on_notice)
+    # Only a pool has workers: local runs in this process; Ray sizes itself from the cluster.
+    workers = _usable_workers(workers, len(pending), on_notice) if executor == "pool" else 1
+
+    def start(cells: int) -> Executor:
+        return make_executor(
+            executor,
+            workers=min(workers, cells),
+            threads=threads,
+            ray_address=ray_address,
+            gpus_per_cell=gpus_per_cell,
+        )
+
+    def give_up(cell: Cell, error: str) -> None:
+        record = dict(base_record(cell), status="failed", error=error, curve=[])
+        out.write_record(record)
+        records[cell.cell_id] = record
+        on_done(record)
 
     restarts = 0
     while pending:
-        broken = _run_pending(
-            pending, out, workers, threads, save_models, registry, records, on_done
-        )
+        broken = _run_pending(pending, out, start, save_models, registry, records, on_done, give_up)
         pending = [cell for cell in plan.cells if cell.cell_id not in records]
         if pending and broken:
             restarts += 1
         if pending and restarts > MAX_POOL_RESTARTS:
             for cell in pending:
-                error = "worker process died repeatedly while running this cell"
-                record = dict(base_record(cell), status="failed", error=error, curve=[])
-                out.write_record(record)
-                records[cell.cell_id] = record
-                on_done(record)
+                give_up(cell, "worker process died repeatedly while running this cell")
             pending = []
     order = [c.cell_id for c, _ in plan.not_applicable] + [c.cell_id for c in plan.cells]
     return [records[cell_id] for cell_id in order]
@@ -150,32 +167,43 @@ def _usable_workers(requested: int | None, pending: int, on_notice: Callable[[st
 def _run_pending(
     pending: list[Cell],
     out: RunFolder,
-    workers: int,
-    threads: int | None,
+    start: Callable[[int], Executor],
     save_models: bool,
     registry: Registry | None,
     records: dict[str, dict[str, Any]],
     on_done: Callable[[dict[str, Any]], None],
+    give_up: Callable[[Cell, str], None],
 ) -> bool:
-    """Feed ``pending`` to an executor a few at a time; True when the pool broke."""
-    workers = min(workers, len(pending))
-    executor = make_executor(workers, threads)
-    queue = list(pending)
-    in_flight: set[Future] = set()
-    capacity = 1 if workers == 1 else workers + 1
+    """Feed ``pending`` to an executor as it has room; True when a process pool broke.
+
+    A cell whose process or node died (:class:`CellLost`) goes back in the queue, up to
+    ``MAX_CELL_LOSSES`` times; the executor's other cells run on.
+    """
+    executor = start(len(pending))
+    queue = deque(pending)
+    in_flight: dict[Future, Cell] = {}
+    losses: Counter[str] = Counter()
     broken = False
     try:
         while (queue or in_flight) and not broken:
-            while queue and len(in_flight) < capacity:
-                cell = queue.pop(0)
-                args = (cell, registry if workers == 1 else None, save_models)
-                in_flight.add(executor.submit(execute_cell, *args))
-            finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            while queue and len(in_flight) < executor.capacity:
+                cell = queue.popleft()
+                args = (cell, registry if executor.in_process else None, save_models)
+                in_flight[executor.submit(execute_cell, *args)] = cell
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in finished:
+                cell = in_flight.pop(future)
                 try:
                     record = future.result()
                 except BrokenProcessPool:
                     broken = True
+                    continue
+                except CellLost as exc:
+                    losses[cell.cell_id] += 1
+                    if losses[cell.cell_id] > MAX_CELL_LOSSES:
+                        give_up(cell, f"lost {losses[cell.cell_id]} times: {exc}")
+                    else:
+                        queue.appendleft(cell)
                     continue
                 out.write_record(record)
                 record.pop("state_dict", None)

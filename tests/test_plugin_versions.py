@@ -52,8 +52,8 @@ def test_an_upgraded_plugin_reruns_only_its_cells(cli, tmp_path):
     first = cli(*grid, "--workers", "1", env=install(site, "0.1.0"))
     assert first.returncode == 0, first.stderr
     before = {p.name: json.loads(p.read_text()) for p in (out / "cells").glob("*.json")}
-    assert before["sine__tiny__seed0.json"]["model_plugin"] == "harness-tiny 0.1.0"
-    assert before["sine__rnn__seed0.json"]["model_plugin"].startswith("harness ")
+    assert before["sine__tiny__seed0.json"]["plugin_model"] == "harness-tiny 0.1.0"
+    assert before["sine__rnn__seed0.json"]["plugin_model"].startswith("harness ")
 
     again = cli(*grid, "--workers", "1", env=install(site, "0.2.0"))
     assert again.returncode == 0, again.stderr
@@ -61,7 +61,7 @@ def test_an_upgraded_plugin_reruns_only_its_cells(cli, tmp_path):
     after = {p.name: json.loads(p.read_text()) for p in (out / "cells").glob("*.json")}
     assert after["sine__rnn__seed0.json"] == before["sine__rnn__seed0.json"]  # reused as is
     tiny = after["sine__tiny__seed0.json"]
-    assert tiny["model_plugin"] == "harness-tiny 0.2.0"
+    assert tiny["plugin_model"] == "harness-tiny 0.2.0"
     assert tiny["config_hash"] != before["sine__tiny__seed0.json"]["config_hash"]
     cells = pd.read_csv(out / "cells.csv").set_index("model")
-    assert cells.loc["tiny", "model_plugin"] == "harness-tiny 0.2.0"
+    assert cells.loc["tiny", "plugin_model"] == "harness-tiny 0.2.0"

@@ -166,9 +166,9 @@ def execute_run(
     from harness.device import DeviceError, resolve_device
 
     if config.executor == "ray":  # fail before anything starts when Ray is not installed
-        from harness.ray_executor import import_ray
+        from harness.ray_executor import check_ray_installed
 
-        import_ray()
+        check_ray_installed()
     registry = registry or load_plugins()
     tasks, models = resolve_names(config, registry)
     try:

@@ -34,10 +34,28 @@ PREFLIGHT_TIMEOUT = 120.0
 #: Environment variables that shape plugin loading; the driver's values go to every worker.
 FORWARDED_ENV = ("HARNESS_PLUGINS", "HARNESS_DISABLE_PLUGINS")
 INSTALL_HINT = "--executor ray needs Ray: pip install 'harness[ray]'"
+#: Ray's single-machine mode (its default on macOS and Windows): a local instance's nodes talk
+#: over 127.0.0.1 instead of the machine's outward address. Read once, when ray is imported.
+SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
-def import_ray() -> Any:
-    """The ``ray`` module, or a one-line :class:`HarnessError` that says how to install it."""
+def check_ray_installed() -> None:
+    """A one-line :class:`HarnessError` that says how to install Ray, before anything starts."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules
+        found = False
+    if not found:
+        raise HarnessError(INSTALL_HINT)
+
+
+def import_ray(local: bool = False) -> Any:
+    """The ``ray`` module; ``local`` (a local instance is to be started): keep it on loopback."""
+    check_ray_installed()
+    if local:
+        os.environ.setdefault(SINGLE_MACHINE_ENV, "0")
     try:
         import ray
     except ImportError:
@@ -86,7 +104,8 @@ class RayExecutor:
     def __init__(
         self, threads: int, *, address: str | None = None, gpus_per_cell: float = 0.0
     ) -> None:
-        ray = import_ray()
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        ray = import_ray(local=address is None)
         self._ray = ray
         self.threads = threads
         self.gpus_per_cell = gpus_per_cell
@@ -115,7 +134,6 @@ class RayExecutor:
             raise
 
     def _connect(self, address: str | None) -> None:
-        address = address or os.environ.get("RAY_ADDRESS") or None
         env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
         options: dict[str, Any] = {
             "logging_level": logging.ERROR,

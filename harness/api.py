@@ -96,6 +96,7 @@ def output_folder(config: RunConfig) -> RunFolder:
 
 
 def environment(device: Any) -> dict[str, Any]:
+    """The driver's environment; ``device`` is a name when each Ray node resolves its own."""
     import numpy
     import torch
 
@@ -110,7 +111,7 @@ def environment(device: Any) -> dict[str, Any]:
         "pandas": pd.__version__,
         "platform": platform.platform(),
         "device": str(device),
-        "device_name": device_name(device),
+        "device_name": device_name(device) if not isinstance(device, str) else "each Ray node's",
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.version.cuda,
@@ -163,7 +164,7 @@ def execute_run(
     on_notice: Callable[[str], None] = lambda text: None,
 ) -> RunResult:
     """Plan, run and report a grid. On Ctrl-C the finished cells are reported, then it re-raises."""
-    from harness.device import DeviceError, resolve_device
+    from harness.device import DeviceError, check_device_name, resolve_device
 
     if config.executor == "ray":  # fail before anything starts when Ray is not installed
         from harness.ray_executor import check_ray_installed
@@ -172,7 +173,11 @@ def execute_run(
     registry = registry or load_plugins()
     tasks, models = resolve_names(config, registry)
     try:
-        device = resolve_device(config.device)
+        if config.executor == "ray":  # each node resolves it: its hardware, not the driver's
+            check_device_name(config.device)
+            device: Any = config.device
+        else:
+            device = resolve_device(config.device)
     except DeviceError as exc:
         raise HarnessError(str(exc)) from None
     seeds = config.seed_list

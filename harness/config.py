@@ -76,8 +76,9 @@ class RunConfig:
         gpus = self.gpus_per_cell
         if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or gpus < 0:
             raise HarnessError(f"gpus_per_cell must be a number >= 0, not {gpus!r}")
-        if gpus and self.executor != "ray":
-            raise HarnessError("gpus_per_cell needs executor ray (--executor ray)")
+        for name in ("gpus_per_cell", "ray_address"):
+            if getattr(self, name) and self.executor != "ray":
+                raise HarnessError(f"{name} needs executor ray (--executor ray)")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise HarnessError(f"seed must be a non-negative integer, not {self.seed!r}")
         if self.seeds > MAX_SEEDS:

@@ -36,6 +36,7 @@ def test_make_executor_kinds():
         ({"executor": "spark"}, "executor must be one of local, pool, ray"),
         ({"gpus_per_cell": -1}, "gpus_per_cell must be a number >= 0"),
         ({"gpus_per_cell": 0.25}, "gpus_per_cell needs executor ray"),
+        ({"ray_address": "127.0.0.2:6380"}, "ray_address needs executor ray"),
     ],
 )
 def test_executor_settings_are_checked(tmp_path, settings, message):

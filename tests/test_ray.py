@@ -113,7 +113,9 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers canno
 def test_gpu_sharing_actors_pack_cells_onto_one_gpu():
     """A GPU is only bookkeeping to Ray, so a CPU-only instance that declares one shows the
     packing: with 0.5 GPU per cell, two long-lived actors share GPU 0 and serve every call."""
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="ERROR")
+    ray.init(
+        address="local", num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="ERROR"
+    )
     try:
         executor = RayExecutor(1, gpus_per_cell=0.5)
         assert executor.capacity == 2

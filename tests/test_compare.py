@@ -77,6 +77,8 @@ def test_cells_added_removed_and_broken(tmp_path):
     assert result.added == ["t × lstm seed 0"]
     assert result.removed == ["t × gru seed 0", "t × gru seed 1"]
     assert any("t × rnn seed 1: ok -> failed" in r for r in result.regressions)
+    verdicts = dict(zip(result.models["model"], result.models["verdict"]))
+    assert verdicts["gru"] == "only in A" and verdicts["lstm"] == "only in B"
 
 
 def test_speed_from_timing_quartiles(tmp_path):

@@ -133,6 +133,8 @@ def compare(
             diff, half = welch(va, vb)
             base = float(va.mean()) if not va.empty else math.nan
             said = verdict(diff, half, base, threshold, up)
+            if va.empty != vb.empty:
+                said = "only in A" if vb.empty else "only in B"
             no_interval |= said == "no interval"
             if said == "worse":
                 result.regressions.append(

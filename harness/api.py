@@ -193,54 +193,57 @@ def execute_run(
     except ValueError as exc:  # a bad task option or recipe override
         raise HarnessError(str(exc)) from None
     folder = output_folder(config)
-    skipped = [f"{b.origin}: {b.error}" for b in registry.broken]
-    run_info = {
-        "config": config.to_dict(),
-        "resolved": {
-            "tasks": tasks,
-            "models": models,
-            "seeds": seeds,
-            "device": str(device),
-            "workers": config.worker_count,
-            "executor": config.executor,
-        },
-        "environment": environment(device),
-        "plugins": [str(o) for o in registry.plugins],
-        "broken_plugins": skipped,
-        "tasks": {name: meta.to_dict() for name, meta in metas.items()},
-        "started": dt.datetime.now().isoformat(timespec="seconds"),
-        "status": "running",
-    }
-    folder.write_info(run_info)
-    records: list[dict[str, Any]] = []
-
-    try:
-        records = run_grid(
-            plan,
-            folder,
-            workers=config.workers,
-            threads=config.threads,
-            executor=config.executor,
-            ray_address=config.ray_address,
-            gpus_per_cell=config.gpus_per_cell,
-            save_models=config.save_models,
-            registry=registry,
-            on_start=on_start,
-            on_done=on_done,
-            on_notice=on_notice,
-        )
-        run_info["status"] = "finished"
-    except KeyboardInterrupt:
-        run_info["status"] = "interrupted"
-        records = folder.read_records(skip_unreadable=True)
-        raise
-    finally:
-        run_info["finished"] = dt.datetime.now().isoformat(timespec="seconds")
+    with folder.locked():  # one run writes to a folder at a time
+        folder.sweep_stale_temp_files()
+        skipped = [f"{b.origin}: {b.error}" for b in registry.broken]
+        run_info = {
+            "config": config.to_dict(),
+            "resolved": {
+                "tasks": tasks,
+                "models": models,
+                "seeds": seeds,
+                "device": str(device),
+                "workers": config.worker_count,
+                "executor": config.executor,
+            },
+            "environment": environment(device),
+            "plugins": [str(o) for o in registry.plugins],
+            "broken_plugins": skipped,
+            "tasks": {name: meta.to_dict() for name, meta in metas.items()},
+            "started": dt.datetime.now().isoformat(timespec="seconds"),
+            "status": "running",
+        }
         folder.write_info(run_info)
-        if records:
-            write_report(LoadedRun(folder, {"format_version": FORMAT_VERSION, **run_info}, records))
-    cells = pd.read_parquet(folder.cells_parquet)
-    return RunResult(out=folder.path, cells=cells, records=records, skipped_plugins=skipped)
+        records: list[dict[str, Any]] = []
+
+        try:
+            records = run_grid(
+                plan,
+                folder,
+                workers=config.workers,
+                threads=config.threads,
+                executor=config.executor,
+                ray_address=config.ray_address,
+                gpus_per_cell=config.gpus_per_cell,
+                save_models=config.save_models,
+                registry=registry,
+                on_start=on_start,
+                on_done=on_done,
+                on_notice=on_notice,
+            )
+            run_info["status"] = "finished"
+        except KeyboardInterrupt:
+            run_info["status"] = "interrupted"
+            records = folder.read_records()
+            raise
+        finally:
+            run_info["finished"] = dt.datetime.now().isoformat(timespec="seconds")
+            folder.write_info(run_info)
+            if records:
+                info = {"format_version": FORMAT_VERSION, **run_info}
+                write_report(LoadedRun(folder, info, records))
+        cells = pd.read_parquet(folder.cells_parquet)
+        return RunResult(out=folder.path, cells=cells, records=records, skipped_plugins=skipped)
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:

@@ -208,7 +208,9 @@ def _run(config: Any) -> None:
                     registry=registry,
                     on_start=on_start_shown,
                     on_done=on_done,
-                    on_notice=lambda text: console.print(f"[yellow]{escape(text)}[/]"),
+                    on_notice=lambda text: console.print(
+                        f"[yellow]{escape(text)}[/]", soft_wrap=True
+                    ),
                 )
             finally:
                 if progress.live.is_started:
@@ -309,12 +311,12 @@ def list_plugins() -> None:
         console.print(broken)
 
 
-def _console() -> Any:
+def _console(stderr: bool = False) -> Any:
     """A rich console; when output is not a terminal (a log, CI), 140 columns instead of 80."""
     from rich.console import Console
 
-    console = Console()
-    return console if console.is_terminal else Console(width=140)
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(width=140, stderr=stderr)
 
 
 def _package(origin: Any) -> str:
@@ -329,13 +331,23 @@ def _package(origin: Any) -> str:
 @_friendly
 def report(run_dir: str, html_only: bool) -> None:
     """Rebuild the tables, leaderboard, plots and report.html of a run folder."""
+    from rich.markup import escape
+
     from harness.api import report as rebuild
 
     run = rebuild(run_dir, html_only=html_only)
+    console = _console()
+    if run.bad_files:  # on stderr with --html, whose stdout is the report's path
+        names = escape(", ".join(map(str, run.bad_files)))
+        (_console(stderr=True) if html_only else console).print(
+            f"[yellow]skipped {len(run.bad_files)} unreadable cell file(s) in "
+            f"{escape(str(run.folder.cells_dir))}: {names}[/] (`harness run --out` reruns them)",
+            soft_wrap=True,  # file names whole, for the terminal to wrap
+        )
     if html_only:
         click.echo(str(run.folder.report_html))
     else:
-        _print_leaderboard(_console(), run.folder.path)
+        _print_leaderboard(console, run.folder.path)
 
 
 @main.command()

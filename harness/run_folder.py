@@ -9,21 +9,80 @@
 <run>/leaderboard.{md,csv}          per-task leaderboards
 <run>/plots/<task>_<kind>.png       figures
 <run>/report.html                   the self-contained report
+<run>/.lock                         held by the run writing to the folder
 ```
+
+A cell file that cannot be read (truncated, garbage, empty, not a record, a folder in its
+place) is never fatal: the report skips and names it, a resumed run reruns the cell.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.storage import write_atomic, write_json
+from harness.names import checked_name
+from harness.storage import is_stale_temp, write_atomic, write_json
 
 #: Bumped when the layout or run.json changes in a way older readers would misread.
 FORMAT_VERSION = 1
 RUN_FILE = "run.json"
+LOCK_FILE = ".lock"
+#: What every cell record has; a JSON object without them is not a record.
+RECORD_KEYS = ("cell_id", "task", "model", "seed", "status")
+
+
+@dataclass(frozen=True)
+class BadFile:
+    """A file in the run folder that could not be read, and why (one line)."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path.name} ({self.reason})"
+
+
+class UnreadableFile(Exception):
+    """Raised by the readers below; carries the :class:`BadFile`."""
+
+    def __init__(self, bad: BadFile) -> None:
+        super().__init__(str(bad))
+        self.bad = bad
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; :class:`UnreadableFile` for anything else."""
+    try:
+        value = json.loads(path.read_bytes())
+    except IsADirectoryError:
+        raise UnreadableFile(BadFile(path, "a folder, not a file")) from None
+    except OSError as exc:
+        raise UnreadableFile(BadFile(path, exc.strerror or str(exc))) from None
+    except ValueError as exc:  # JSON or UTF-8 errors: truncated, garbage, empty
+        reason = "empty" if path.stat().st_size == 0 else f"not valid JSON: {exc}"
+        raise UnreadableFile(BadFile(path, reason.splitlines()[0])) from None
+    if not isinstance(value, dict):
+        raise UnreadableFile(BadFile(path, f"a JSON {type(value).__name__}, not an object"))
+    return value
+
+
+def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
+    missing = [key for key in RECORD_KEYS if key not in record]
+    if missing:
+        raise UnreadableFile(BadFile(path, f"not a cell record: no {', '.join(missing)}"))
+    if record["cell_id"] != path.stem:
+        raise UnreadableFile(BadFile(path, f"holds the record of {record['cell_id']!r}"))
+    seed = record["seed"]
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise UnreadableFile(BadFile(path, f"seed {seed!r} is not a seed"))
+    return record
 
 
 class RunFolder:
@@ -46,15 +105,15 @@ class RunFolder:
         out = folder.path
         try:
             out.mkdir(parents=True, exist_ok=True)
-            probe = out / ".write-test"
+            probe = out / f".write-test-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
-            for stale in out.rglob(".*.tmp"):  # left by a run killed mid-write; never read
-                stale.unlink()
         except OSError as exc:
             raise HarnessError(
                 f"cannot write to output folder {out}: {exc.strerror or exc}"
             ) from None
+        if folder.run_file.exists() and not folder.run_file.is_file():
+            raise HarnessError(f"{folder.run_file} is not a file: move it away and run again")
         return folder
 
     @classmethod
@@ -121,37 +180,91 @@ class RunFolder:
         return self.path / "plots"
 
     def plot_file(self, task: str, kind: str) -> Path:
-        return self.plots_dir / f"{task}_{kind}.png"
+        return self.plots_dir / f"{checked_name('task', task)}_{kind}.png"
 
     @property
     def report_html(self) -> Path:
         return self.path / "report.html"
 
+    # -- one writer at a time ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder's lock: a second run into the same folder is a one-line error.
+
+        The operating system drops the lock when the holder dies, even by SIGKILL, so a
+        killed run never leaves the folder locked.
+        """
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(self.path / LOCK_FILE, blocking=False)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise HarnessError(
+                f"another harness run is writing to {self.path}: "
+                "wait for it to finish, or give another --out"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def sweep_stale_temp_files(self) -> int:
+        """Delete temporary files left by killed writers (never a live writer's); how many."""
+        swept = 0
+        for temp in self.path.rglob(".*.tmp"):
+            if is_stale_temp(temp):
+                with contextlib.suppress(FileNotFoundError):
+                    temp.unlink()
+                    swept += 1
+        return swept
+
     # -- reading and writing --------------------------------------------------------------
     def read_info(self) -> dict[str, Any]:
-        """run.json as a dict."""
-        return json.loads(self.run_file.read_text())
+        """run.json as a dict; a one-line error when it cannot be read."""
+        try:
+            return read_json_object(self.run_file)
+        except UnreadableFile as exc:
+            raise HarnessError(f"{self.run_file} is unreadable: {exc.bad.reason}") from None
 
     def write_info(self, info: dict[str, Any]) -> None:
         write_json(self.run_file, {"format_version": FORMAT_VERSION, **info})
 
     def read_record(self, cell_id: str) -> dict[str, Any] | None:
-        """One cell's record, or ``None`` when it is missing or unreadable."""
-        try:
-            return json.loads(self.cell_file(cell_id).read_text())
-        except (OSError, ValueError):
+        """One cell's record, or ``None`` when there is none; :class:`UnreadableFile` when
+        something is in its place that is not a readable record."""
+        path = self.cell_file(cell_id)
+        if not path.exists():
             return None
+        return _check_record(path, read_json_object(path))
 
-    def read_records(self, skip_unreadable: bool = False) -> list[dict[str, Any]]:
-        """Every cell record in the folder, in file-name order."""
-        records = []
+    def scan_records(self) -> tuple[list[dict[str, Any]], list[BadFile]]:
+        """Every readable cell record, in file-name order, and the files that are not."""
+        records, bad = [], []
         for path in sorted(self.cells_dir.glob("*.json")):
             try:
-                records.append(json.loads(path.read_text()))
-            except ValueError:
-                if not skip_unreadable:
-                    raise
-        return records
+                records.append(_check_record(path, read_json_object(path)))
+            except UnreadableFile as exc:
+                bad.append(exc.bad)
+        return records, bad
+
+    def read_records(self) -> list[dict[str, Any]]:
+        """Every readable cell record in the folder, in file-name order."""
+        return self.scan_records()[0]
+
+    def set_aside(self, cell_id: str) -> Path | None:
+        """Rename a folder standing where a cell file belongs, so the cell can be written
+        again without deleting anything; the new name, or ``None`` when it is not a folder."""
+        path = self.cell_file(cell_id)
+        if not path.is_dir():
+            return None
+        target = path.with_name(f"{path.name}.unreadable")
+        n = 1
+        while target.exists():
+            n += 1
+            target = path.with_name(f"{path.name}.unreadable{n}")
+        path.rename(target)
+        return target
 
     def write_record(self, record: dict[str, Any]) -> None:
         """Write a cell's record; its ``state_dict``, if any, goes to models/<cell_id>.pt."""

@@ -18,7 +18,7 @@ from typing import Any
 from harness.cells import STATUS_NA, Cell, base_record, execute_cell
 from harness.executors import CellLost, Executor, make_executor
 from harness.plugins import Registry
-from harness.run_folder import RunFolder
+from harness.run_folder import BadFile, RunFolder, UnreadableFile
 
 MAX_POOL_RESTARTS = 3
 #: A cell whose worker process or node died this many times more is recorded as failed.
@@ -76,9 +76,21 @@ def _distribution(registry: Registry, kind: str, name: str) -> str:
 
 
 def load_record(folder: RunFolder, cell: Cell) -> dict[str, Any] | None:
-    """A finished record of ``cell`` made under the same config, or ``None``."""
-    record = folder.read_record(cell.cell_id)
+    """A finished record of ``cell`` made under the same config, or ``None`` (also when its
+    file cannot be read: the cell is run again)."""
+    try:
+        record = folder.read_record(cell.cell_id)
+    except UnreadableFile:
+        return None
     return record if record and record.get("config_hash") == cell.config_hash() else None
+
+
+def _unreadable(folder: RunFolder, cell: Cell) -> BadFile | None:
+    try:
+        folder.read_record(cell.cell_id)
+    except UnreadableFile as exc:
+        return exc.bad
+    return None
 
 
 def run_grid(
@@ -110,11 +122,17 @@ def run_grid(
         record = dict(base_record(cell), status=STATUS_NA, error=reason, curve=[])
         records[cell.cell_id] = record
         if load_record(out, cell) is None:
+            out.set_aside(cell.cell_id)
             out.write_record(record)
-    pending, changed = [], 0
+    pending, changed, unreadable = [], 0, []
     for cell in plan.cells:
         done = load_record(out, cell)
-        changed += done is None and out.cell_file(cell.cell_id).is_file()
+        if done is None and out.cell_file(cell.cell_id).exists():
+            bad = _unreadable(out, cell)
+            if bad is None:
+                changed += 1
+            else:
+                unreadable.append(bad)
         if done is not None and (not save_models or done.get("model_file")):
             records[cell.cell_id] = done
         else:
@@ -122,6 +140,15 @@ def run_grid(
     on_start(len(plan.cells), len(plan.cells) - len(pending))
     if changed:
         on_notice(f"{changed} cell(s) in {out.path} were made under other settings: rerunning them")
+    if unreadable:
+        for bad in unreadable:
+            moved = out.set_aside(bad.path.stem)
+            if moved is not None:
+                on_notice(f"{bad.path} is a folder: renamed to {moved.name}")
+        on_notice(
+            f"{len(unreadable)} cell file(s) in {out.path} are unreadable, rerunning them: "
+            + ", ".join(map(str, unreadable))
+        )
     # Only a pool has workers: local runs in this process; Ray sizes itself from the cluster.
     workers = _usable_workers(workers, len(pending), on_notice) if executor == "pool" else 1
 

@@ -8,6 +8,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+#: A temporary file older than this is stale whoever wrote it: no single write takes an hour.
+STALE_AFTER_SECONDS = 3600
+
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``.
@@ -16,7 +19,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     (0666 less the umask), so a shared results folder stays readable like every other file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    prefix = f".{path.name}.{os.getpid()}."  # the writer's pid: see is_stale_temp
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
@@ -27,6 +31,34 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def is_stale_temp(path: Path, max_age: float = STALE_AFTER_SECONDS) -> bool:
+    """Whether a temporary file of :func:`write_atomic` was left by a writer that is gone.
+
+    Its name carries the writer's pid: stale when that process no longer exists, or (in case
+    the pid was reused, or on Windows where a pid cannot be probed safely) when the file is
+    older than ``max_age`` seconds. A live writer's in-flight file is never stale.
+    """
+    import time
+
+    parts = path.name.removesuffix(".tmp").rsplit(".", 2)
+    pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age > max_age:
+        return True
+    if pid is None or os.name == "nt" or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, owned by someone else
+        return False
+    return False
 
 
 def write_json(path: Path, payload: Any) -> None:

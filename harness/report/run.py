@@ -9,11 +9,12 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.names import checked_name
 from harness.report import ranking
 from harness.report.formatting import one_notation
 from harness.report.meta import TaskMeta, read_metas
 from harness.report.tables import cells_frame
-from harness.run_folder import RunFolder
+from harness.run_folder import BadFile, RunFolder
 
 UNFINISHED = ("failed", "diverged", "not-applicable")
 
@@ -52,23 +53,28 @@ class LoadedRun:
     folder: RunFolder
     info: dict[str, Any]
     records: list[dict[str, Any]] = field(default_factory=list)
+    #: Cell files that could not be read: left out of every table, named to the user.
+    bad_files: list[BadFile] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: Any, require_cells: bool = True) -> LoadedRun:
         """Read a run folder; a one-line error when it is not one or (optionally) is empty."""
         folder = path if isinstance(path, RunFolder) else RunFolder.open(path)
+        info = folder.read_info()  # a one-line error when unreadable
         try:
-            info = folder.read_info()
-        except ValueError as exc:
-            raise HarnessError(f"{folder.run_file} is not valid JSON: {exc}") from None
-        try:
-            records = folder.read_records()
-        except ValueError as exc:
-            where = folder.cells_dir
-            raise HarnessError(f"a cell record in {where} is not valid JSON: {exc}") from None
+            metas = read_metas(info)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            where = folder.run_file
+            raise HarnessError(f"{where} does not describe the run's tasks: {exc!r}") from None
+        for task in metas:
+            checked_name("task", task)  # task names become plot file names
+        records, bad = folder.scan_records()
         if require_cells and not records:
-            raise HarnessError(f"{folder.path} has no finished cells yet")
-        return cls(folder, info, records)
+            unreadable = f" ({len(bad)} unreadable: {bad[0]}, ...)" if bad else ""
+            raise HarnessError(f"{folder.path} has no finished cells yet{unreadable}")
+        run = cls(folder, info, records, bad)
+        run.__dict__["metas"] = metas  # the cached_property, already computed
+        return run
 
     @cached_property
     def metas(self) -> dict[str, TaskMeta]:

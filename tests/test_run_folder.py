@@ -10,14 +10,15 @@ import pytest
 import harness
 from harness import HarnessError
 from harness.report import Reference, TaskMeta
-from harness.run_folder import FORMAT_VERSION, RunFolder
+from harness.run_folder import FORMAT_VERSION, RunFolder, UnreadableFile
 
 
 def test_layout_and_round_trip(tmp_path):
     folder = RunFolder.create(tmp_path / "run")
     folder.write_info({"status": "running"})
     assert folder.read_info() == {"format_version": FORMAT_VERSION, "status": "running"}
-    folder.write_record({"cell_id": "t__m__seed0", "config_hash": "x", "status": "ok"})
+    record = {"cell_id": "t__m__seed0", "task": "t", "model": "m", "seed": 0, "status": "ok"}
+    folder.write_record({**record, "config_hash": "x"})
     assert folder.cell_file("t__m__seed0") == tmp_path / "run" / "cells" / "t__m__seed0.json"
     assert folder.read_record("t__m__seed0")["status"] == "ok"
     assert folder.read_record("missing") is None
@@ -26,13 +27,15 @@ def test_layout_and_round_trip(tmp_path):
     assert RunFolder.latest(tmp_path).path == folder.path
 
 
-def test_unreadable_record_is_skipped_only_when_asked(tmp_path):
+def test_unreadable_record_is_skipped_and_named(tmp_path):
     folder = RunFolder.create(tmp_path)
     folder.cells_dir.mkdir()
     folder.cell_file("bad").write_text("{not json")
-    assert folder.read_records(skip_unreadable=True) == []
-    with pytest.raises(ValueError):
-        folder.read_records()
+    assert folder.read_records() == []
+    records, bad = folder.scan_records()
+    assert records == [] and [b.path.name for b in bad] == ["bad.json"]
+    with pytest.raises(UnreadableFile, match="not valid JSON"):
+        folder.read_record("bad")
 
 
 def test_open_refuses_a_folder_without_run_json(tmp_path):

@@ -8,6 +8,7 @@ The command line is a thin layer over :func:`execute_run`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import platform
@@ -118,9 +119,17 @@ def environment(device: Any) -> dict[str, Any]:
     }
 
 
-def task_meta(registry: Registry, name: str, options: dict[str, Any], seeds: list[int]) -> TaskMeta:
-    """What the report needs of a task: ranking rule, optimum and baselines (mean over seeds)."""
+def task_meta(
+    registry: Registry,
+    name: str,
+    options: dict[str, Any],
+    seeds: list[int],
+    recipe_overrides: dict[str, Any] | None = None,
+) -> TaskMeta:
+    """What the report needs of a task: ranking rule, optimum and baselines (mean over seeds),
+    and the recipe its cells train with."""
     task = registry.tasks[name].with_options(**options)
+    recipe = dataclasses.replace(task.recipe, **(recipe_overrides or {}))
     optima, baselines = [], {}
     for seed in seeds:
         data = task.make_data(seed)
@@ -141,7 +150,7 @@ def task_meta(registry: Registry, name: str, options: dict[str, Any], seeds: lis
         metric_directions=dict(task.metric_directions),
         scored_steps=task.scored_steps,
         options=task.options(),
-        recipe=task.recipe.__dict__,
+        recipe=dataclasses.asdict(recipe),
         plugin=f"{origin.package} {origin.version}",
         optimum=pd.DataFrame(optima).mean().to_dict() if any(optima) else {},
         baselines=[
@@ -188,7 +197,10 @@ def execute_run(
             registry, tasks, models, seeds, str(device), config.recipe_overrides(), config.options
         )
         metas = {
-            name: task_meta(registry, name, config.options.get(name, {}), seeds) for name in tasks
+            name: task_meta(
+                registry, name, config.options.get(name, {}), seeds, config.recipe_overrides()
+            )
+            for name in tasks
         }
     except ValueError as exc:  # a bad task option or recipe override
         raise HarnessError(str(exc)) from None

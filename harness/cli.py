@@ -6,6 +6,7 @@ Bad input is one line on stderr and exit status 2; a run with failed cells exits
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from harness.task import Recipe  # light: dataclasses only, no torch
 
 EXIT_FAILED_CELLS, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
 
@@ -94,6 +97,15 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
 @click.option("--hidden-size", type=int, default=None, help="Override every task's hidden size.")
 @click.option("--lr", type=float, default=None, help="Override every task's learning rate.")
 @click.option(
+    "-r",
+    "--recipe",
+    "recipe",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help=f"Override any recipe field for every task, e.g. batch_size=32, clip=none (repeat). "
+    f"Fields: {', '.join(f.name for f in dataclasses.fields(Recipe))}.",
+)
+@click.option(
     "--workers",
     type=int,
     default=None,
@@ -151,9 +163,11 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
 def run(config_file: str | None, task_options: tuple[str, ...], **flags: Any) -> None:
     """Train every task x model x seed cell and print the leaderboard."""
     from harness.api import load_config
+    from harness.overrides import parse_assignments, recipe_from_text
 
     flags["tasks"] = list(flags["tasks"]) or None
     flags["models"] = list(flags["models"]) or None
+    flags["recipe"] = recipe_from_text(parse_assignments(flags["recipe"], "--recipe")) or None
     config = load_config(Path(config_file) if config_file else None, flags)
     if task_options:
         for task, values in _parse_options(task_options).items():

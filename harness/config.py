@@ -14,6 +14,10 @@ from typing import Any
 
 from harness.device import DeviceError, check_device_name
 from harness.errors import HarnessError
+from harness.overrides import check_recipe_overrides, recipe_fields
+
+#: Recipe fields that are also settings of their own (``--epochs``, ``epochs = 5``).
+NAMED_RECIPE_FIELDS = ("epochs", "hidden_size", "lr")
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,6 +54,9 @@ class RunConfig:
     resume: bool = False
     save_models: bool = False
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Any Recipe field, overridden for every task (epochs, hidden_size and lr have their own
+    #: settings above, which ``load_config`` fills from here).
+    recipe: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Raise :class:`HarnessError` for nonsense values, one clear line each."""
@@ -79,6 +86,7 @@ class RunConfig:
         for name in ("gpus_per_cell", "ray_address"):
             if getattr(self, name) and self.executor != "ray":
                 raise HarnessError(f"{name} needs executor ray (--executor ray)")
+        check_recipe_overrides(self.recipe, "recipe")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise HarnessError(f"seed must be a non-negative integer, not {self.seed!r}")
         if self.seeds > MAX_SEEDS:
@@ -104,7 +112,9 @@ class RunConfig:
         return list(range(self.seed, self.seed + self.seeds))
 
     def recipe_overrides(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "hidden_size": self.hidden_size, "lr": self.lr}
+        """The Recipe fields set for every task: the ``recipe`` table and the named settings."""
+        named = {"epochs": self.epochs, "hidden_size": self.hidden_size, "lr": self.lr}
+        return {**self.recipe, **{k: v for k, v in named.items() if v is not None}}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,6 +133,33 @@ def read_toml(path: Path) -> dict[str, Any]:
     return data
 
 
+def gather_recipe(settings: dict[str, Any], source: str) -> dict[str, Any]:
+    """``settings`` with every Recipe field type-checked and in one place: ``epochs``,
+    ``hidden_size`` and ``lr`` as settings of their own, every other field in ``recipe``.
+
+    A field may be given at the top level (``batch_size = 32``) or in a ``recipe`` table; the
+    same field in both is an error rather than a silent choice.
+    """
+    settings = dict(settings)
+    table = settings.pop("recipe", None) or {}
+    if not isinstance(table, dict):
+        raise HarnessError(f"{source}: recipe must be a table of field = value, not {table!r}")
+    loose = {k: settings.pop(k) for k in list(settings) if k in recipe_fields()}
+    twice = sorted(set(table) & set(loose))
+    if twice:
+        raise HarnessError(
+            f"{source}: {', '.join(twice)} set twice (as a setting of its own and in the recipe)"
+        )
+    recipe = {**table, **loose}
+    for name in NAMED_RECIPE_FIELDS:  # settings of their own: check_types and validate() check
+        if name in recipe:
+            settings[name] = recipe.pop(name)
+    recipe = check_recipe_overrides(recipe, source)
+    if recipe:
+        settings["recipe"] = recipe
+    return settings
+
+
 def load_config(
     config_file: Path | None, overrides: dict[str, Any], cwd: Path | None = None
 ) -> RunConfig:
@@ -134,13 +171,20 @@ def load_config(
         pyproject = (cwd or Path.cwd()) / "pyproject.toml"
         if pyproject.is_file():
             settings = read_toml(pyproject)
+    source = str(config_file) if config_file is not None else "pyproject.toml [tool.harness]"
+    settings = gather_recipe(settings, source)
     known = {f.name for f in fields(RunConfig)}
     unknown = sorted(set(settings) - known)
     if unknown:
         raise HarnessError(
-            f"unknown setting(s) {', '.join(unknown)} in config (known: {', '.join(sorted(known))})"
+            f"unknown setting(s) {', '.join(unknown)} in config (known: "
+            f"{', '.join(sorted(known))}, and every recipe field)"
         )
-    settings.update({k: v for k, v in overrides.items() if v is not None})
+    overrides = gather_recipe({k: v for k, v in overrides.items() if v is not None}, "--recipe")
+    recipe = {**settings.get("recipe", {}), **overrides.get("recipe", {})}
+    settings.update(overrides)
+    if recipe:
+        settings["recipe"] = recipe
     for key in ("tasks", "models"):
         if isinstance(settings.get(key), str):
             settings[key] = [settings[key]]

@@ -44,11 +44,15 @@ def parse_assignments(values: tuple[str, ...] | list[str], flag: str) -> dict[st
     return parsed
 
 
-def check_recipe_overrides(values: dict[str, Any], source: str) -> dict[str, Any]:
-    """``values`` converted to the Recipe's field types; a one-line error naming ``source``.
+def check_recipe_overrides(
+    values: dict[str, Any], source: str, rules: bool = True
+) -> dict[str, Any]:
+    """``values`` checked against the Recipe's field types; a one-line error naming ``source``.
 
-    Strings are converted (the command line gives only strings); other values must have the
-    field's type already (TOML is typed: ``batch_size = "32"`` is an error, not a guess).
+    Values must have the field's type already (TOML is typed: ``batch_size = "32"`` is an
+    error, not a guess; command-line text goes through :func:`recipe_from_text` first); the
+    text ``"none"`` is None for a field that may be None. ``rules``: also apply the Recipe's
+    own rules (positive epochs, a known optimizer, ...).
     """
     if not isinstance(values, dict):
         raise HarnessError(f"{source}: the recipe must be a table of field = value")
@@ -59,6 +63,8 @@ def check_recipe_overrides(values: dict[str, Any], source: str) -> dict[str, Any
             error = unknown_name("recipe field", name, fields)
             raise HarnessError(f"{source}: {error}")
         checked[name] = _typed(name, value, *fields[name], source)
+    if not rules:
+        return checked
     try:  # the Recipe's own rules (positive epochs, known optimizer, ...), on a stand-in
         dataclasses.replace(Recipe(epochs=1, batch_size=1, lr=1.0), **checked)
     except ValueError as exc:
@@ -67,11 +73,7 @@ def check_recipe_overrides(values: dict[str, Any], source: str) -> dict[str, Any
 
 
 def _typed(name: str, value: Any, kind: type, optional: bool, source: str) -> Any:
-    if isinstance(value, str) and kind is not str:
-        if optional and value.lower() in NONE_WORDS:
-            return None
-        value = _parse(value, kind)
-    elif optional and isinstance(value, str) and value.lower() in NONE_WORDS:
+    if optional and (value is None or isinstance(value, str) and value.lower() in NONE_WORDS):
         return None
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -84,6 +86,16 @@ def _typed(name: str, value: Any, kind: type, optional: bool, source: str) -> An
     if kind is float and not math.isfinite(value):
         raise HarnessError(f"{source}: recipe field {name} must be finite, not {value!r}")
     return value
+
+
+def recipe_from_text(assignments: dict[str, str]) -> dict[str, Any]:
+    """Command-line ``FIELD=VALUE`` text converted to each field's type where it parses;
+    what does not parse stays text, for :func:`check_recipe_overrides` to name."""
+    fields = recipe_fields()
+    return {
+        name: _parse(text, fields[name][0]) if name in fields else text
+        for name, text in assignments.items()
+    }
 
 
 def _parse(text: str, kind: type) -> Any:

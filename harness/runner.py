@@ -7,6 +7,7 @@ runs only the cells whose record is missing or was made under another config.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -46,7 +47,7 @@ def plan_grid(
     for task_name in tasks:
         options = task_options.get(task_name, {})
         task = registry.tasks[task_name].with_options(**options)
-        recipe = task.recipe.with_overrides(**recipe_overrides)
+        recipe = dataclasses.replace(task.recipe, **recipe_overrides)  # None is a value here
         task_plugin = _distribution(registry, "task", task_name)
         for model_name in models:
             reason = registry.models[model_name].cannot_serve(task.shape)

@@ -46,7 +46,8 @@ class TaskShape:
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a task is trained by default; every field can be overridden from the command line.
+    """How a task is trained by default; users can override every field for every task, from
+    the command line (``--recipe FIELD=VALUE``) or the config file.
 
     The loss follows from the output kind (cross-entropy for classes, MSE for values).
     ``clip`` is the global L2 norm gradients are clipped to (``None``: no clipping).
@@ -78,6 +79,10 @@ class Recipe:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, not {self.lr}")
+        if self.clip is not None and self.clip <= 0:
+            raise ValueError(f"clip must be positive or None (no clipping), not {self.clip}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must not be negative, not {self.weight_decay}")
 
     def with_overrides(self, **overrides: Any) -> Recipe:
         """A copy with the given fields replaced; ``None`` values leave a field as it is."""

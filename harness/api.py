@@ -23,6 +23,8 @@ from harness.config import RunConfig, load_config
 from harness.errors import HarnessError, unknown_name
 from harness.lifecycle import Terminated as Terminated  # re-exported for the CLI
 from harness.lifecycle import sigterm_as_interrupt as sigterm_as_interrupt
+from harness.overrides import parse_assignments as parse_assignments  # for the CLI
+from harness.overrides import recipe_from_text as recipe_from_text
 from harness.plugins import Registry, load_plugins
 from harness.report import LoadedRun, Reference, TaskMeta, rebuild, write_report
 from harness.run_folder import FORMAT_VERSION, RunFolder

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from harness.task import Recipe  # light: dataclasses only, no torch
+from harness import Recipe  # light: dataclasses only, no torch
 
 EXIT_FAILED_CELLS, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
 
@@ -162,8 +162,7 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
 @_friendly
 def run(config_file: str | None, task_options: tuple[str, ...], **flags: Any) -> None:
     """Train every task x model x seed cell and print the leaderboard."""
-    from harness.api import load_config
-    from harness.overrides import parse_assignments, recipe_from_text
+    from harness.api import load_config, parse_assignments, recipe_from_text
 
     flags["tasks"] = list(flags["tasks"]) or None
     flags["models"] = list(flags["models"]) or None

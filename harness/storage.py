@@ -77,10 +77,18 @@ def write_frame(frame: Any, stem: Path) -> None:
     """A pandas DataFrame as ``stem.csv`` and ``stem.parquet``, each written atomically."""
     import io
 
-    write_atomic(stem.with_suffix(".csv"), frame.to_csv(index=False).encode())
+    write_atomic(stem.with_suffix(".csv"), csv_bytes(frame))
     buffer = io.BytesIO()
     parquet_ready(frame).to_parquet(buffer, index=False)
     write_atomic(stem.with_suffix(".parquet"), buffer.getvalue())
+
+
+def csv_bytes(frame: Any) -> bytes:
+    """``frame`` as CSV, with plugin text that a spreadsheet would run as a formula defused
+    (see :mod:`harness.escape`); Parquet keeps the values as they are."""
+    from harness.escape import csv_safe
+
+    return csv_safe(frame).to_csv(index=False).encode()
 
 
 def parquet_ready(frame: Any) -> Any:

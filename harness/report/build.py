@@ -12,7 +12,7 @@ from harness.report import html, plots
 from harness.report import ranking as leaderboard
 from harness.report.run import LoadedRun
 from harness.report.tables import curves_frame
-from harness.storage import write_atomic, write_frame
+from harness.storage import csv_bytes, write_atomic, write_frame
 
 FIGURES = ("loss_curves", "metrics", "predictions")
 
@@ -27,7 +27,7 @@ def write_report(run: LoadedRun) -> None:
     boards = [board.frame.assign(task=board.task) for board in run.leaderboards()]
     if boards:
         frame = pd.concat(boards, ignore_index=True)
-        write_atomic(folder.leaderboard_csv, frame.to_csv(index=False).encode())
+        write_atomic(folder.leaderboard_csv, csv_bytes(frame))
     svgs: dict[str, dict[str, str]] = {}
     for task, kind, figure in figures(run):
         svgs.setdefault(task, {})[kind] = plots.to_svg(figure)

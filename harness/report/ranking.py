@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.escape import md_cell, md_code, md_text
 from harness.report.meta import TaskMeta
 
 #: Held-out metrics shown in every leaderboard, with their training counterparts beside them.
@@ -236,7 +237,7 @@ def markdown(cells: pd.DataFrame, metas: dict[str, TaskMeta]) -> str:
     parts = ["# Leaderboard", ""]
     for task, meta in metas.items():
         frame = aggregate(cells, task, meta)
-        parts += [f"## {task}", "", meta.description, ""]
+        parts += [f"## {task}", "", md_text(meta.description), ""]
         parts += [
             f"Ranked by held-out `{meta.primary_metric}` ({meta.direction} is better). "
             f"{scored_text(meta.scored_steps)} "
@@ -248,19 +249,25 @@ def markdown(cells: pd.DataFrame, metas: dict[str, TaskMeta]) -> str:
         if frame.empty:
             parts += ["No finished cells.", ""]
         else:
-            table = display_table(frame, meta).to_markdown(index=False, disable_numparse=True)
-            parts += [table, ""]
+            parts += [_markdown_table(display_table(frame, meta)), ""]
         directions = meta.metric_directions
         for name, text in meta.metric_descriptions.items():
             better = f" ({directions[name]} is better)" if name in directions else ""
-            parts.append(f"- `{column_label('task_' + name)}`{better}: {text}")
+            parts.append(f"- {md_code(column_label('task_' + name))}{better}: {md_text(text)}")
         for baseline in meta.baselines:
             if baseline.description:
-                parts.append(f"- `({baseline.name})`: {baseline.description}")
+                parts.append(f"- {md_code(f'({baseline.name})')}: {md_text(baseline.description)}")
         parts.append("")
     unfinished = cells[cells["status"] != "ok"]
     if not unfinished.empty:
         parts += ["## Cells that did not finish", ""]
         table = unfinished[["task", "model", "seed", "status", "error"]]
-        parts += [table.to_markdown(index=False, disable_numparse=True), ""]
+        parts += [_markdown_table(table), ""]
     return "\n".join(parts)
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    """A markdown table whose cells (plugin names, labels, errors) cannot break its rows."""
+    safe = frame.astype(object).where(frame.notna(), "").map(md_cell)
+    safe.columns = [md_cell(c) for c in frame.columns]
+    return safe.to_markdown(index=False, disable_numparse=True)

@@ -11,9 +11,11 @@ from harness.task import Baseline, Recipe, Task, TaskData, TaskShape
 
 __version__ = "0.1.0"
 
-#: The plugin contract this harness speaks. A plugin may declare ``HARNESS_API`` in its module;
-#: a different major version is refused with a clear message instead of failing mid-training.
-PLUGIN_API_VERSION = 1
+#: The plugin contract this harness speaks, "major.minor". A plugin may declare ``HARNESS_API``
+#: in its module (an int major, or a "major.minor" string); another major version, or a newer
+#: minor one, is refused with a clear message instead of failing mid-training. Minor versions
+#: only add: 1.1 added the validation split (``TaskData.val_inputs``/``val_targets``).
+PLUGIN_API_VERSION = "1.1"
 
 __all__ = [
     "Baseline",

@@ -128,13 +128,21 @@ def task_meta(
     seeds: list[int],
     recipe_overrides: dict[str, Any] | None = None,
 ) -> TaskMeta:
-    """What the report needs of a task: ranking rule, optimum and baselines (mean over seeds),
-    and the recipe its cells train with."""
+    """What the report needs of a task: ranking rule, where its validation split comes from,
+    optimum and baselines (mean over seeds), and the recipe its cells train with."""
+    from harness.task import with_validation
+
     task = registry.tasks[name].with_options(**options)
     recipe = dataclasses.replace(task.recipe, **(recipe_overrides or {}))
     optima, baselines = [], {}
+    validation = ""
     for seed in seeds:
         data = task.make_data(seed)
+        validation = (
+            task.validation or "the task's own validation split"
+            if data.val_inputs is not None
+            else with_validation(data)[1]
+        )
         optima.append(task.optimum(data))
         for baseline in task.baselines(data):
             entry = baselines.setdefault(
@@ -147,6 +155,7 @@ def task_meta(
         description=task.description,
         primary_metric=task.primary_metric,
         higher_is_better=task.higher_is_better,
+        validation=validation,
         input_kind=task.shape.input_kind,
         metric_descriptions=dict(task.metric_descriptions),
         metric_directions=dict(task.metric_directions),
@@ -196,7 +205,15 @@ def execute_run(
         for name, options in config.options.items():
             registry.tasks[name].with_options(**options)  # check options of every named task
         plan = plan_grid(
-            registry, tasks, models, seeds, str(device), config.recipe_overrides(), config.options
+            registry,
+            tasks,
+            models,
+            seeds,
+            str(device),
+            config.recipe_overrides(),
+            config.options,
+            select=config.select,
+            patience=config.patience,
         )
         metas = {
             name: task_meta(

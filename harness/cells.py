@@ -40,6 +40,9 @@ class Cell:
     #: plugin changes the config hash, so its cells rerun instead of reusing stale results.
     task_plugin: str = ""
     model_plugin: str = ""
+    select: str = "best"
+    patience: int | None = None
+    evaluate_test: bool = True
 
     @property
     def cell_id(self) -> str:
@@ -59,6 +62,9 @@ class Cell:
             "seed": self.seed,
             "recipe": asdict(self.recipe),
             "device": self.device,
+            "select": self.select,
+            "patience": self.patience,
+            "evaluate_test": self.evaluate_test,
             "dtype": "float32",
             "harness": __version__,
             "plugin_api": PLUGIN_API_VERSION,
@@ -96,6 +102,8 @@ def base_record(cell: Cell) -> dict[str, Any]:
         "num_layers": r.num_layers,
         "optimizer": r.optimizer,
         "lr": r.lr,
+        "select": cell.select,
+        "patience": cell.patience,
     }
 
 
@@ -105,7 +113,7 @@ def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -
 
     from harness.contract import ContractError
     from harness.device import device_name, resolve_device
-    from harness.train import Diverged, train_cell
+    from harness.train import Diverged, Selection, train_cell
 
     registry = registry or _plugins()
     record = base_record(cell)
@@ -126,6 +134,8 @@ def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -
             device,
             cell.recipe,
             keep_weights=keep_weights,
+            selection=Selection(cell.select, cell.patience),
+            evaluate_test=cell.evaluate_test,
         )
     except Diverged as exc:
         record.update(status=STATUS_DIVERGED, error=str(exc.args[0]), curve=exc.args[1])

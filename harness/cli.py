@@ -106,6 +106,18 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     f"Fields: {', '.join(f.name for f in dataclasses.fields(Recipe))}.",
 )
 @click.option(
+    "--select",
+    type=click.Choice(["best", "last"]),
+    default=None,
+    help="Report the epoch best on validation (default), or the last one.",
+)
+@click.option(
+    "--patience",
+    type=int,
+    default=None,
+    help="Stop a cell after N epochs without a better validation figure (default: never).",
+)
+@click.option(
     "--workers",
     type=int,
     default=None,

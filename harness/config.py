@@ -44,6 +44,8 @@ class RunConfig:
     epochs: int | None = None
     hidden_size: int | None = None
     lr: float | None = None
+    select: str = "best"  # which epoch a cell reports: best on validation, or last
+    patience: int | None = None  # stop after this many epochs without a better validation figure
     workers: int | None = None  # None: one per CPU core
     threads: int | None = None  # torch threads per worker; None: the cores split between workers
     executor: str = "pool"  # local (in this process), pool (processes), ray (Ray tasks)
@@ -66,7 +68,9 @@ class RunConfig:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise HarnessError(f"{name} must be a positive integer, not {value!r}")
-        for name in ("epochs", "hidden_size"):
+        if self.select not in ("best", "last"):
+            raise HarnessError(f"select must be 'best' or 'last', not {self.select!r}")
+        for name in ("epochs", "hidden_size", "patience"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise HarnessError(f"{name} must be a positive integer, not {value!r}")

@@ -37,7 +37,9 @@ def data_problem(shape: TaskShape, data: Any, scored_steps: int | None = None) -
 
     if not isinstance(data, TaskData):
         return f"make_data must return a harness.TaskData, not {type(data).__name__}"
-    for split in SPLITS:
+    if (data.val_inputs is None) != (data.val_targets is None):
+        return "give both val_inputs and val_targets, or neither (a split is then carved)"
+    for split in SPLITS if data.val_inputs is None else ("train", "val", "test"):
         inputs, targets = getattr(data, f"{split}_inputs"), getattr(data, f"{split}_targets")
         for what, tensor in ((f"{split}_inputs", inputs), (f"{split}_targets", targets)):
             if not isinstance(tensor, torch.Tensor):

@@ -1,7 +1,7 @@
 """The hooks a plugin may implement: the whole plugin contract.
 
 A plugin is a module named by an entry point in the ``harness`` group. It implements any of
-these hooks with ``@harness.hookimpl`` and may declare ``HARNESS_API = 1`` (the contract
+these hooks with ``@harness.hookimpl`` and may declare ``HARNESS_API = "1.1"`` (the contract
 version it was written for). Each hook receives a ``register`` callable; call it once per thing
 you offer::
 

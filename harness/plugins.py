@@ -9,6 +9,7 @@ try/except. A failure is recorded as a :class:`BrokenPlugin` and the rest keeps 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -96,6 +97,38 @@ def _origin(ep: metadata.EntryPoint) -> Origin:
     return Origin(plugin=ep.name, package=package, version=version, module=ep.value)
 
 
+def parse_api(value: Any) -> tuple[int, int] | None:
+    """``HARNESS_API`` as (major, minor): an int is a major version (minor 0), a string
+    ``"major.minor"``; anything else is ``None``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, 0
+    if isinstance(value, str):
+        match = re.fullmatch(r"(\d+)(?:\.(\d+))?", value.strip())
+        if match:
+            return int(match[1]), int(match[2] or 0)
+    return None
+
+
+def api_refusal(declared: Any) -> str | None:
+    """Why a plugin written for ``declared`` cannot load here, or ``None`` when it can.
+
+    Minor versions only add to the contract, so a plugin written for an older minor version of
+    the same major one loads; one that needs a newer minor version, or another major, does not.
+    """
+    from harness import PLUGIN_API_VERSION
+
+    version, speaks = parse_api(declared), parse_api(PLUGIN_API_VERSION)
+    assert speaks is not None
+    if version is None:
+        return f'HARNESS_API must be an int or a "major.minor" string, not {declared!r}'
+    if version[0] != speaks[0] or version[1] > speaks[1]:
+        return (
+            f"written for harness plugin API {declared}, but this harness speaks "
+            f"API {PLUGIN_API_VERSION}; upgrade the plugin or harness"
+        )
+    return None
+
+
 def load_plugins(
     *,
     allow: Iterable[str] | None = None,
@@ -139,13 +172,9 @@ def load_plugins(
         loaded.append((Origin(name, "(in-process)", "", module), obj))
 
     for origin, plugin in loaded:
-        api = getattr(plugin, "HARNESS_API", PLUGIN_API_VERSION)
-        if api != PLUGIN_API_VERSION:
-            fail(
-                origin,
-                f"written for harness plugin API {api!r}, but this harness speaks "
-                f"API {PLUGIN_API_VERSION}; upgrade the plugin or harness",
-            )
+        refusal = api_refusal(getattr(plugin, "HARNESS_API", PLUGIN_API_VERSION))
+        if refusal:
+            fail(origin, refusal)
             continue
         try:
             pm.register(plugin, name=origin.plugin)

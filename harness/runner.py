@@ -42,6 +42,9 @@ def plan_grid(
     device: str,
     recipe_overrides: dict[str, Any],
     task_options: dict[str, dict[str, Any]],
+    *,
+    select: str = "best",
+    patience: int | None = None,
 ) -> GridPlan:
     plan = GridPlan()
     for task_name in tasks:
@@ -62,6 +65,8 @@ def plan_grid(
                     dict(options),
                     task_plugin=task_plugin,
                     model_plugin=model_plugin,
+                    select=select,
+                    patience=patience,
                 )
                 if reason:
                     plan.not_applicable.append((cell, reason))

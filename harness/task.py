@@ -91,11 +91,14 @@ class Recipe:
 
 @dataclass
 class TaskData:
-    """Train and held-out tensors for one seed, already shaped for the task's :class:`TaskShape`.
+    """Train, validation and test tensors for one seed, shaped for the task's :class:`TaskShape`.
 
     Inputs are (N, T) int64 for tokens or (N, T, F) float32 for values; targets are (N, T) int64
-    for classes or (N, T, O) float32 for values. ``info`` carries anything the task's own
-    metrics need later (e.g. the raw held-out curve parameters).
+    for classes or (N, T, O) float32 for values. The validation split picks the epoch whose
+    weights are reported; the test split is evaluated once, on that model. A task that gives no
+    validation split (``val_inputs`` is ``None``, as in plugins written for API 1.0) gets one
+    carved from its training data by :func:`with_validation`. ``info`` carries anything the
+    task's own metrics need later (e.g. the raw test curve parameters).
     """
 
     train_inputs: torch.Tensor
@@ -103,20 +106,72 @@ class TaskData:
     test_inputs: torch.Tensor
     test_targets: torch.Tensor
     info: dict[str, Any] = field(default_factory=dict)
+    val_inputs: torch.Tensor | None = None
+    val_targets: torch.Tensor | None = None
 
     def to(self, device: Any) -> TaskData:
+        def move(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor.to(device)
+
         return TaskData(
             self.train_inputs.to(device),
             self.train_targets.to(device),
             self.test_inputs.to(device),
             self.test_targets.to(device),
             self.info,
+            move(self.val_inputs),
+            move(self.val_targets),
         )
+
+    def validation_view(self) -> TaskData:
+        """The validation split in the test split's place.
+
+        A task's ``evaluate`` reads ``data.test_*``; handed this view it scores the validation
+        split instead, so a task's own metric can select the epoch without touching the test set.
+        """
+        if self.val_inputs is None or self.val_targets is None:
+            raise ValueError("this TaskData has no validation split (see with_validation)")
+        return dataclasses.replace(self, test_inputs=self.val_inputs, test_targets=self.val_targets)
+
+
+#: Share of the training sequences held out as validation for a task that gives none.
+VALIDATION_FRACTION = 0.1
+
+
+def with_validation(data: TaskData) -> tuple[TaskData, str]:
+    """``data`` with a validation split, and one line saying where it came from.
+
+    A task's own split is kept. Otherwise the last 10% of the training sequences (at least one)
+    become validation and are no longer trained on: deterministic, and for tasks whose training
+    rows are overlapping windows or consecutive chunks of one stream, the tail shares the least
+    with the rest. With a single training sequence there is nothing to carve, so validation is
+    that sequence itself (the run says so).
+    """
+    if data.val_inputs is not None and data.val_targets is not None:
+        return data, "the task's own validation split"
+    total = data.train_inputs.shape[0]
+    if total < 2:
+        carved = dataclasses.replace(
+            data, val_inputs=data.train_inputs, val_targets=data.train_targets
+        )
+        return carved, "the single training sequence itself (too few to carve a split from)"
+    count = max(1, round(total * VALIDATION_FRACTION))
+    carved = dataclasses.replace(
+        data,
+        train_inputs=data.train_inputs[:-count],
+        train_targets=data.train_targets[:-count],
+        val_inputs=data.train_inputs[-count:],
+        val_targets=data.train_targets[-count:],
+    )
+    return carved, (
+        f"carved from the training data: its last {count} of {total} sequences "
+        f"({count / total:.0%}), not trained on"
+    )
 
 
 @dataclass(frozen=True)
 class Baseline:
-    """A trivial predictor's held-out score, shown beside the models so a number reads right."""
+    """A trivial predictor's test score, shown beside the models so a number reads right."""
 
     name: str
     description: str
@@ -128,7 +183,7 @@ class Task(ABC):
     """A benchmark task. Subclass it as a dataclass; its fields are the task's options.
 
     Class attributes to set: ``name``, ``description``, ``shape``, ``recipe``,
-    ``primary_metric`` (a held-out column of the results table, e.g. ``"test_accuracy"``),
+    ``primary_metric`` (a test column of the results table, e.g. ``"test_accuracy"``),
     ``higher_is_better``, and optionally ``metric_descriptions`` for the task's own metrics,
     ``metric_directions`` (``"higher"`` or ``"lower"`` is better, per own metric: the gap to the
     best achievable needs it, and a metric without one gets no gap rather than a guess),
@@ -136,7 +191,8 @@ class Task(ABC):
     ``scored_steps`` (only the last N time steps enter the loss and the core's loss, perplexity
     and accuracy: 1 for a sequence-to-one task such as the adding problem; ``None``: every step)
     and ``in_default_grid`` (``False`` for a heavy task that runs only when named with ``-t``).
-    ``shape`` and ``scored_steps`` may be properties computed from the options.
+    ``validation`` (one line on where ``make_data``'s validation split comes from, for
+    run.json). ``shape`` and ``scored_steps`` may be properties computed from the options.
     """
 
     name: ClassVar[str] = ""
@@ -150,25 +206,30 @@ class Task(ABC):
     metric_descriptions: ClassVar[dict[str, str]] = {}
     metric_directions: ClassVar[dict[str, str]] = {}
     in_default_grid: ClassVar[bool] = True
+    validation: ClassVar[str] = ""
 
     @abstractmethod
     def make_data(self, seed: int) -> TaskData:
-        """Build train and held-out data for ``seed``; the same seed must give the same data."""
+        """Build train, validation and test data for ``seed``; the same seed, the same data."""
 
     def evaluate(self, net: Any, data: TaskData, curve: list[dict[str, Any]]) -> dict[str, Any]:
-        """The task's own metrics for a trained ``net`` (in eval mode, under no_grad).
+        """The task's own metrics for a trained ``net`` (in eval mode, under no_grad), on
+        ``data.test_*``.
 
-        ``curve`` holds the per-epoch records, for metrics such as "first epoch at which...".
+        The harness calls it once on the test split of the selected model and, when the primary
+        metric is one of these, once per epoch on :meth:`TaskData.validation_view`. ``curve``
+        holds the per-epoch records (``epoch``, ``train_loss``, ``val_loss``,
+        ``val_perplexity``, ``val_accuracy``), for metrics such as "first epoch at which...".
         Values are numbers, strings or booleans; a key ``samples`` may hold small lists for plots.
         """
         return {}
 
     def optimum(self, data: TaskData) -> dict[str, float]:
-        """Best achievable held-out figures for this data, where known (e.g. the entropy rate)."""
+        """Best achievable test figures for this data, where known (e.g. the entropy rate)."""
         return {}
 
     def baselines(self, data: TaskData) -> list[Baseline]:
-        """Trivial predictors' held-out scores, computed on ``data``."""
+        """Trivial predictors' test scores, computed on ``data``."""
         return []
 
     def encode_prompt(self, text: str) -> list[Any]:

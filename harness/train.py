@@ -1,8 +1,10 @@
 """One cell: train one model on one task with one seed on one device, and measure it.
 
-This is the single training loop every model shares. It returns plain data (a metrics row,
-the per-epoch curve, plot samples and, on request, the ``state_dict``) so a cell can run in
-another process and its result can be pickled back.
+This is the single training loop every model shares. Each epoch is followed by a validation
+pass; the selected epoch's weights (the best on validation, or the last) are then evaluated once
+on the test split. It returns plain data (a metrics row, the per-epoch curve, plot samples and,
+on request, the ``state_dict``) so a cell can run in another process and its result can be
+pickled back.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from harness.contract import check_data, check_first_forward
 from harness.device import synchronize
 from harness.metrics import loss_fn, score
 from harness.model import Model
-from harness.task import Recipe, Task
+from harness.task import Recipe, Task, TaskData, with_validation
 
 
 class Diverged(Exception):
@@ -81,6 +83,61 @@ def make_training_step(
     return step
 
 
+SELECT_MODES = ("best", "last")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which epoch's weights a cell reports, and when training stops early.
+
+    ``mode="best"``: the epoch with the best validation figure of the task's primary metric
+    (ties broken by the lower validation loss), its weights restored; ``"last"``: the final
+    epoch. ``patience``: stop once that many epochs in a row brought no improvement
+    (``None``: train every epoch of the recipe).
+    """
+
+    mode: str = "best"
+    patience: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in SELECT_MODES:
+            raise ValueError(f"select must be one of {SELECT_MODES}, not {self.mode!r}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be at least 1, not {self.patience}")
+
+
+def validation_name(metric: str) -> str:
+    """The validation column of a test metric: ``test_loss`` -> ``val_loss``,
+    ``task_x`` -> ``val_task_x``."""
+    return "val_" + metric.removeprefix("test_")
+
+
+class BestEpoch:
+    """Tracks the best epoch on a validation metric and keeps a copy of its weights."""
+
+    def __init__(self, metric: str, higher_is_better: bool) -> None:
+        self.metric, self.higher = metric, higher_is_better
+        self.epoch: int | None = None
+        self.key: tuple[float, float] | None = None
+        self.weights: dict[str, torch.Tensor] | None = None
+        self.stale = 0  # epochs since the last improvement
+
+    def update(self, row: dict[str, Any], net: torch.nn.Module) -> bool:
+        """Record epoch ``row``; True when it is the best so far (its weights are copied)."""
+        value = row.get(self.metric)
+        value = math.nan if value is None else float(value)
+        if math.isnan(value):
+            self.stale += 1
+            return False
+        key = (-value if self.higher else value, float(row.get("val_loss", math.nan)))
+        if self.key is not None and not key < self.key:
+            self.stale += 1
+            return False
+        self.epoch, self.key, self.stale = row["epoch"], key, 0
+        self.weights = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        return True
+
+
 def train_cell(
     task: Task,
     model: Model,
@@ -89,95 +146,172 @@ def train_cell(
     recipe: Recipe,
     *,
     keep_weights: bool = False,
+    selection: Selection = Selection(),
+    evaluate_test: bool = True,
 ) -> CellOutcome:
-    """Train ``model`` on ``task`` with ``seed`` and measure it.
+    """Train ``model`` on ``task`` with ``seed``, select an epoch on validation, measure it.
 
-    Raises :class:`Diverged`, or :class:`~harness.contract.ContractError` before training when
-    the task's data or the model's first outputs do not fit the task's shape.
+    The curve holds training and validation figures per epoch; the test split is evaluated
+    once, on the selected model, and not at all with ``evaluate_test=False`` (the record then
+    holds no test metric: what hyperparameter search needs). Raises :class:`Diverged`, or
+    :class:`~harness.contract.ContractError` before training when the task's data or the
+    model's first outputs do not fit the task's shape.
     """
     torch.manual_seed(seed)
     shape = task.shape
-    scored = task.scored_steps
     data = task.make_data(seed)
-    check_data(shape, data, scored)  # before any training: a broken contract blames its side
+    check_data(shape, data, task.scored_steps)  # before any training: blames the side at fault
+    data, _ = with_validation(data)
     data = data.to(device)
     net = model.build(shape, recipe.hidden_size, recipe.num_layers).to(device)
     check_first_forward(net, shape, data.train_inputs, recipe.batch_size, recipe.carry_state)
-    step = make_training_step(net, recipe, shape.output_kind, scored)
-    scheduler = None
-    if recipe.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(step.optimizer, recipe.epochs)
-    tolerance = task.accuracy_tolerance
-    n_train, steps_per_seq = data.train_inputs.shape[0], data.train_inputs.shape[1]
-    order = torch.Generator().manual_seed(seed)
-
-    curve: list[dict[str, Any]] = []
-    train_seconds = 0.0
-    for epoch in range(1, recipe.epochs + 1):
-        net.train()
-        if recipe.carry_state:
-            perm = torch.arange(n_train)
-        else:
-            perm = torch.randperm(n_train, generator=order)
-        total = torch.zeros((), device=device)
-        state = None
-        synchronize(device)
-        started = time.perf_counter()
-        for first in range(0, n_train, recipe.batch_size):
-            index = perm[first : first + recipe.batch_size].to(device)
-            x, y = data.train_inputs[index], data.train_targets[index]
-            if not recipe.carry_state or state is not None and _batch_of(state) != len(index):
-                state = None
-            loss, state = step(x, y, state)
-            state = detach_state(state) if recipe.carry_state else None
-            total += loss * len(index)
-        synchronize(device)
-        train_seconds += time.perf_counter() - started
-        if scheduler is not None:
-            scheduler.step()
-        epoch_loss = float(total) / n_train
-        net.eval()
-        held_out = score(
-            net, data.test_inputs, data.test_targets, shape.output_kind, tolerance, scored
-        )
-        curve.append(
-            {
-                "epoch": epoch,
-                "train_loss": epoch_loss,
-                "test_loss": held_out["loss"],
-                "test_accuracy": held_out["accuracy"],
-            }
-        )
-        if not math.isfinite(epoch_loss):
-            raise Diverged(f"training loss became {epoch_loss} at epoch {epoch}", curve)
+    primary = validation_name(task.primary_metric)
+    best = BestEpoch(primary, task.higher_is_better)
+    curve, train_seconds = fit(net, task, data, recipe, seed, device, best, selection.patience)
+    selected = curve[-1]
+    if selection.mode == "best" and best.weights is not None:
+        net.load_state_dict(best.weights)
+        selected = curve[best.epoch - 1]
 
     net.eval()
+    scored, tolerance = task.scored_steps, task.accuracy_tolerance
     train = score(net, data.train_inputs, data.train_targets, shape.output_kind, tolerance, scored)
-    test = score(net, data.test_inputs, data.test_targets, shape.output_kind, tolerance, scored)
-    with torch.no_grad():
-        extra = dict(task.evaluate(net, data, curve))
-    samples = extra.pop("samples", {}) or {}
-    infer = _time_inference(net, data.test_inputs, recipe.batch_size, device)
-    tokens_trained = recipe.epochs * n_train * steps_per_seq
+    infer = _time_inference(net, data.val_inputs, recipe.batch_size, device)
+    n_train, steps_per_seq = data.train_inputs.shape[0], data.train_inputs.shape[1]
+    tokens_trained = len(curve) * n_train * steps_per_seq
     metrics: dict[str, Any] = {
         "train_loss": train["loss"],
-        "test_loss": test["loss"],
         "train_perplexity": train["perplexity"],
-        "test_perplexity": test["perplexity"],
         "train_accuracy": train["accuracy"],
-        "test_accuracy": test["accuracy"],
+        **{k: v for k, v in selected.items() if k.startswith("val_")},
+        "best_epoch": best.epoch,
+        "selected_epoch": selected["epoch"],
+        "epochs_run": len(curve),
+        "stopped_early": len(curve) < recipe.epochs,
+        "test_evaluations": 0,
         "params": sum(p.numel() for p in net.parameters()),
         "train_seconds": train_seconds,
         "train_throughput": tokens_trained / train_seconds if train_seconds > 0 else None,
         "infer_throughput": infer["throughput"],
         "infer_ms_per_step": infer["ms_per_step"],
-        "epochs_run": len(curve),
-        **{f"task_{k}": v for k, v in extra.items()},
     }
+    samples: dict[str, Any] = {}
+    if evaluate_test:
+        test, extra = evaluate_on(net, task, data, curve)
+        samples = extra.pop("samples", {}) or {}
+        metrics.update(
+            test_loss=test["loss"],
+            test_perplexity=test["perplexity"],
+            test_accuracy=test["accuracy"],
+            test_evaluations=1,
+            **{f"task_{k}": v for k, v in extra.items()},
+        )
     weights = None
     if keep_weights:
         weights = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     return CellOutcome(metrics=metrics, curve=curve, samples=samples, state_dict=weights)
+
+
+def fit(
+    net: torch.nn.Module,
+    task: Task,
+    data: TaskData,
+    recipe: Recipe,
+    seed: int,
+    device: torch.device,
+    best: BestEpoch,
+    patience: int | None = None,
+) -> tuple[list[dict[str, Any]], float]:
+    """Train epoch by epoch, validating after each; the curve and the seconds spent training.
+
+    Stops after ``patience`` epochs without a better validation figure. Raises
+    :class:`Diverged` (with the curve so far) when the training loss stops being finite.
+    """
+    step = make_training_step(net, recipe, task.shape.output_kind, task.scored_steps)
+    scheduler = None
+    if recipe.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(step.optimizer, recipe.epochs)
+    order = torch.Generator().manual_seed(seed)
+    curve: list[dict[str, Any]] = []
+    train_seconds = 0.0
+    for epoch in range(1, recipe.epochs + 1):
+        net.train()
+        synchronize(device)
+        started = time.perf_counter()
+        epoch_loss = train_epoch(step, data, recipe, order, device)
+        synchronize(device)
+        train_seconds += time.perf_counter() - started
+        if scheduler is not None:
+            scheduler.step()
+        net.eval()
+        row = {"epoch": epoch, "train_loss": epoch_loss, **validate(net, task, data, curve)}
+        curve.append(row)
+        if not math.isfinite(epoch_loss):
+            raise Diverged(f"training loss became {epoch_loss} at epoch {epoch}", curve)
+        best.update(row, net)
+        if patience is not None and best.stale >= patience:
+            break
+    return curve, train_seconds
+
+
+def train_epoch(
+    step: Any, data: TaskData, recipe: Recipe, order: torch.Generator, device: torch.device
+) -> float:
+    """One pass over the training data in batches; the mean training loss."""
+    n_train = data.train_inputs.shape[0]
+    # a carried state needs the stream order; independent windows are shuffled
+    shuffled = not recipe.carry_state
+    perm = torch.randperm(n_train, generator=order) if shuffled else torch.arange(n_train)
+    total = torch.zeros((), device=device)
+    state = None
+    for first in range(0, n_train, recipe.batch_size):
+        index = perm[first : first + recipe.batch_size].to(device)
+        x, y = data.train_inputs[index], data.train_targets[index]
+        if not recipe.carry_state or state is not None and _batch_of(state) != len(index):
+            state = None
+        loss, state = step(x, y, state)
+        state = detach_state(state) if recipe.carry_state else None
+        total += loss * len(index)
+    return float(total) / n_train
+
+
+def validate(
+    net: torch.nn.Module, task: Task, data: TaskData, curve: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Validation figures of ``net``: loss, perplexity, accuracy and, when the task ranks by a
+    metric of its own, that metric (``val_task_<key>``)."""
+    figures = score(
+        net,
+        data.val_inputs,
+        data.val_targets,
+        task.shape.output_kind,
+        task.accuracy_tolerance,
+        task.scored_steps,
+    )
+    row = {f"val_{k}": v for k, v in figures.items()}
+    if task.primary_metric.startswith("task_"):
+        with torch.no_grad():
+            extra = task.evaluate(net, data.validation_view(), curve)
+        key = task.primary_metric.removeprefix("task_")
+        row[validation_name(task.primary_metric)] = extra.get(key)
+    return row
+
+
+def evaluate_on(
+    net: torch.nn.Module, task: Task, data: TaskData, curve: list[dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The one evaluation on the test split: core figures and the task's own metrics."""
+    test = score(
+        net,
+        data.test_inputs,
+        data.test_targets,
+        task.shape.output_kind,
+        task.accuracy_tolerance,
+        task.scored_steps,
+    )
+    with torch.no_grad():
+        extra = dict(task.evaluate(net, data, curve))
+    return test, extra
 
 
 def _batch_of(state: Any) -> int:
@@ -193,7 +327,7 @@ def _time_inference(
     device: torch.device,
     repeats: int = 5,
 ) -> dict[str, float]:
-    """Forward-only speed on one held-out batch: warm up, then the median of timed repeats."""
+    """Forward-only speed on one validation batch: warm up, then the median of timed repeats."""
     batch = inputs[:batch_size]
     net(batch, None)  # warm-up
     times = []

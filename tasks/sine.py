@@ -2,9 +2,10 @@
 
 Curves are sin(t) at ``points`` evenly spaced t over [k, k + span]. The tutorial draws k from
 {0, 1, 2}, so training sees three curves and its "fresh" test curve is one of them; here the
-held-out curves draw k uniformly from [0, 2*pi) with another seed, phases the model has not seen,
-and by default so do the training curves (``train_phases="tutorial"`` restores {0, 1, 2}: held-out
-MSE is then several times worse, as the model has learned three curves, not the dynamics).
+test and validation curves draw k uniformly from [0, 2*pi), each from its own seed stream, phases
+the model has not seen, and by default so do the training curves (``train_phases="tutorial"``
+restores {0, 1, 2}: test MSE is then several times worse, as the model has learned three
+curves, not the dynamics).
 Perplexity does not apply to a regression task.
 """
 
@@ -18,7 +19,7 @@ import numpy as np
 from harness import Recipe, Task, TaskData, TaskShape, hookimpl
 from harness.task import Baseline
 
-HARNESS_API = 1
+HARNESS_API = "1.1"  # 1.1: gives a validation split
 
 
 def curves(phases: np.ndarray, points: int, span: float) -> np.ndarray:
@@ -33,17 +34,20 @@ class Sine(Task):
     span: float = 10.0
     train_curves: int = 64
     test_curves: int = 64
+    val_curves: int = 64
     warmup: int = 10
     tolerance: float = 0.05
     train_phases: str = "continuous"
 
     name = "sine"
     description = (
-        "next-value regression on sin(t) over [k, k+10], 50 points; train and held-out phases k "
-        "drawn uniformly from [0, 2pi) with different seeds (train_phases=tutorial: k in {0,1,2})"
+        "next-value regression on sin(t) over [k, k+10], 50 points; train, validation and test "
+        "phases k drawn uniformly from [0, 2pi) with different seeds (train_phases=tutorial: "
+        "k in {0,1,2})"
     )
     primary_metric = "test_loss"
     higher_is_better = False
+    validation = "64 other curves, phases from the task's own seed stream (stream 2)"
     shape = TaskShape("values", 1, "values", 1)
     # The tutorial's hidden 16 with Adam; lr 0.02 for 300 epochs because a plain tanh RNN at
     # lr 0.01 / 150 epochs stalls near MSE 0.002, almost all of it in the first few steps of each
@@ -52,7 +56,7 @@ class Sine(Task):
     recipe = Recipe(epochs=300, batch_size=16, lr=0.02, optimizer="adam", hidden_size=16, clip=1.0)
     metric_descriptions = {
         "rollout_mse": (
-            "autoregressive MSE: the state is warmed up on the first `warmup` (10) held-out "
+            "autoregressive MSE: the state is warmed up on the first `warmup` (10) test "
             "points, "
             "then each prediction is fed back in for the rest of the curve (a rollout from a "
             "single value is ill-posed: one value does not say whether the curve rises or falls)"
@@ -73,6 +77,7 @@ class Sine(Task):
         import torch
 
         train_rng, test_rng = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
+        val_rng = np.random.default_rng([seed, 2])
         if self.train_phases == "tutorial":
             train_k = train_rng.integers(0, 3, self.train_curves).astype(float)
         elif self.train_phases == "continuous":
@@ -84,12 +89,20 @@ class Sine(Task):
         train = curves(train_k, self.points, self.span)
         test_phases = test_rng.uniform(0.0, 2 * math.pi, self.test_curves)
         test = curves(test_phases, self.points, self.span)
+        val = curves(val_rng.uniform(0.0, 2 * math.pi, self.val_curves), self.points, self.span)
 
         def split(values: np.ndarray):
             tensor = torch.from_numpy(values).float().unsqueeze(-1)
             return tensor[:, :-1], tensor[:, 1:]
 
-        return TaskData(*split(train), *split(test), info={"test_phases": test_phases.tolist()})
+        val_inputs, val_targets = split(val)
+        return TaskData(
+            *split(train),
+            *split(test),
+            info={"test_phases": test_phases.tolist()},
+            val_inputs=val_inputs,
+            val_targets=val_targets,
+        )
 
     def evaluate(self, net, data, curve):
         import torch
@@ -97,7 +110,7 @@ class Sine(Task):
         from harness.generate import rollout_values
 
         inputs, targets = data.test_inputs, data.test_targets
-        whole = torch.cat([inputs[:, :1], targets], dim=1)  # the full held-out curves
+        whole = torch.cat([inputs[:, :1], targets], dim=1)  # the full test curves
         teacher, _ = net(inputs, None)
         rest = whole.shape[1] - self.warmup
         rollout = rollout_values(net, whole[:, : self.warmup], rest)

@@ -102,7 +102,7 @@ CASES = {
     "future-api": (
         "future-api",
         "HARNESS_API = 2\n" + VALID_MODEL.format(name="future-model"),
-        "written for harness plugin API 2, but this harness speaks API 1",
+        "written for harness plugin API 2, but this harness speaks API 1.1",
     ),
 }
 

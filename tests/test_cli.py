@@ -16,7 +16,8 @@ SMALL = [
     "-m", "rnn", "-m", "gru", "-m", "embedding-rnn",
     "--epochs", "2",
     "-o", "consecutive.length=200", "-o", "consecutive.test_length=200",
-    "-o", "sine.train_curves=8", "-o", "sine.test_curves=8",
+    "-o", "consecutive.val_length=200",
+    "-o", "sine.train_curves=8", "-o", "sine.test_curves=8", "-o", "sine.val_curves=8",
 ]  # fmt: skip
 METRICS = ["train_loss", "test_loss", "test_perplexity", "train_accuracy", "test_accuracy"]
 
@@ -33,7 +34,7 @@ def small_run(tmp_path_factory):
 def test_small_grid_exits_zero_and_prints_leaderboard(small_run):
     out, result = small_run
     assert result.returncode == 0, result.stderr
-    assert "consecutive: ranked by held-out test_accuracy" in result.stdout
+    assert "consecutive: ranked by test_accuracy" in result.stdout
     assert "sine × embedding-rnn (seed 0): not-applicable" in result.stdout
     assert "(best achievable)" in result.stdout
 
@@ -62,6 +63,9 @@ def test_cells_table_columns_and_rows(small_run):
         len(ok) == 8
         and ok[["train_loss", "test_loss", "params", "train_throughput"]].notna().all().all()
     )
+    assert ok[["val_loss", "val_accuracy", "best_epoch"]].notna().all().all()
+    assert (ok["test_evaluations"] == 1).all() and (ok["select"] == "best").all()
+    assert ok["best_epoch"].between(1, 2).all() and (ok["epochs_run"] == 2).all()
     assert ok[ok["task"] == "sine"]["test_perplexity"].isna().all()  # never a made-up number
     assert ok[ok["task"] != "sine"]["test_perplexity"].notna().all()
     assert {
@@ -93,6 +97,8 @@ def test_run_json_records_config_seeds_versions_device(small_run):
     assert env["torch"] and env["python"] and env["device"] == "cpu" and env["device_name"]
     assert set(info["tasks"]) == {"hello", "consecutive", "sine"}
     assert info["tasks"]["consecutive"]["optimum"]["test_accuracy"] > 0.85
+    assert "own seed stream" in info["tasks"]["consecutive"]["validation"]
+    assert "one sequence" in info["tasks"]["hello"]["validation"]
 
 
 def test_python_api_returns_the_same_table(small_run, tmp_path):

@@ -84,7 +84,7 @@ BAD_TASKS = {
     "name with cell-id separator": ({"name": "a__b"}, "must not contain '__'"),
     "no description": ({"description": ""}, "description must be a non-empty string"),
     "primary metric is not a column": ({"primary_metric": "task_nope"}, "not a column of its"),
-    "primary metric is a train column": ({"primary_metric": "train_loss"}, "must be a held-out"),
+    "primary metric is a train column": ({"primary_metric": "train_loss"}, "must be a test column"),
     "direction contradicts the metric": ({"higher_is_better": True}, "better when lower"),
     "perplexity on values": ({"primary_metric": "test_perplexity"}, "needs class outputs"),
     "accuracy without tolerance": (
@@ -301,6 +301,6 @@ def test_docs_cover_every_hook_and_contract_field():
         if not re.search(rf"`{re.escape(name)}\b", text)
     ]
     assert not missing, f"docs/plugins.md does not document: {', '.join(missing)}"
-    assert f"HARNESS_API = {harness.PLUGIN_API_VERSION}" in text
+    assert f'HARNESS_API = "{harness.PLUGIN_API_VERSION}"' in text
     for variable in ("HARNESS_PLUGINS", "HARNESS_DISABLE_PLUGINS"):
         assert variable in text

@@ -86,6 +86,15 @@ def test_the_task_passes_the_kit(plugins):
     check_task(plugins.tasks["adding"])
 
 
+def test_its_task_gives_no_validation_split_so_one_is_carved_and_recorded(plugins):
+    from harness.api import task_meta
+
+    meta = task_meta(plugins, "adding", {"train_size": 50, "test_size": 10}, [0])
+    assert meta["validation"] == (
+        "carved from the training data: its last 5 of 50 sequences (10%), not trained on"
+    )
+
+
 def test_the_model_passes_the_kit(plugins):
     check_model(plugins.models["tcn"])
 

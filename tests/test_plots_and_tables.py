@@ -35,7 +35,7 @@ def test_a_model_keeps_its_colour_whatever_else_is_in_the_plot():
     assert sorted(bars.values()) == sorted([everything["rnn"], everything["gru"]])
     curves = pd.DataFrame(
         {"task": "t", "model": ["gru", "gru"], "seed": 0, "epoch": [1, 2],
-         "train_loss": [1.0, 0.5], "test_loss": [1.1, 0.6]}
+         "train_loss": [1.0, 0.5], "val_loss": [1.1, 0.6]}
     )  # fmt: skip
     fig = plots.loss_curves(curves, "t", META, everything)
     colours = {matplotlib.colors.to_hex(line.get_color()) for line in fig.axes[0].lines}

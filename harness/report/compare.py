@@ -46,7 +46,7 @@ class Comparison:
         """The tables in reading order, each with its title (empty ones left out)."""
         parts = [
             ("settings that differ", self.settings),
-            ("quality per model (held-out primary metric, mean ± 95% CI over seeds)", self.models),
+            ("quality per model (test primary metric, mean ± 95% CI over seeds)", self.models),
             ("speed per model (mean over seeds; ratio B / A)", self.speed),
             ("cell by cell", self.cells),
         ]

@@ -25,10 +25,10 @@ HYPERPARAMETERS = [
     "optimizer", "lr", "params",
 ]  # fmt: skip
 CAPTIONS = {
-    "loss_curves": "Training (dashed) and held-out (solid) loss per epoch, mean over seeds.",
-    "metrics": "Held-out metrics and speed per model: mean and 95% interval over seeds; "
+    "loss_curves": "Training (dashed) and validation (solid) loss per epoch, mean over seeds.",
+    "metrics": "Test metrics and speed per model: mean and 95% interval over seeds; "
     "baselines and the best achievable as lines (or arrows where they lie off the scale).",
-    "predictions": "One held-out curve: truth, teacher-forced predictions and the rollout.",
+    "predictions": "One test curve: truth, teacher-forced predictions and the rollout.",
 }
 
 
@@ -121,7 +121,7 @@ def _references(meta: TaskMeta) -> list[dict[str, str]]:
         for b in meta.baselines
     ]
     if meta.optimum:
-        what = "the best any model can expect on this task's held-out data"
+        what = "the best any model can expect on this task's test data"
         rows.append(
             {"name": "best achievable", "description": what, "figures": _figures(meta.optimum)}
         )

@@ -30,6 +30,7 @@ class TaskMeta:
     metric_descriptions: dict[str, str] = field(default_factory=dict)
     metric_directions: dict[str, str] = field(default_factory=dict)
     scored_steps: int | None = None
+    validation: str = ""  # where the validation split comes from (the task's own, or carved)
     options: dict[str, Any] = field(default_factory=dict)
     recipe: dict[str, Any] = field(default_factory=dict)
     plugin: str = ""

@@ -92,8 +92,9 @@ def loss_curves(
     meta: TaskMeta | None = None,
     colours: dict[str, str] | None = None,
 ) -> Any:
-    """Train (dashed) and held-out (solid) loss per epoch, one colour per model, seed mean;
-    the held-out loss of the baselines and the best achievable as references."""
+    """Train (dashed) and validation (solid) loss per epoch, one colour per model, seed mean;
+    the test loss of the baselines and the best achievable as references (validation is drawn
+    from the same generator)."""
     data = curves[curves["task"] == task]
     if data.empty:
         return None
@@ -101,20 +102,20 @@ def loss_curves(
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for model, group in data.groupby("model", sort=False):
-        mean = group.groupby("epoch")[["train_loss", "test_loss"]].mean()
+        mean = group.groupby("epoch")[["train_loss", "val_loss"]].mean()
         colour = colours[model]
-        ax.plot(mean.index, mean["test_loss"], color=colour, label=f"{model} held-out")
+        ax.plot(mean.index, mean["val_loss"], color=colour, label=f"{model} validation")
         ax.plot(
             mean.index, mean["train_loss"], color=colour, linestyle="--", label=f"{model} train"
         )
     ax.set_yscale("log")
-    losses = data[["train_loss", "test_loss"]].to_numpy().ravel()
+    losses = data[["train_loss", "val_loss"]].to_numpy().ravel()
     losses = losses[(losses > 0) & pd.notna(losses)]
     if len(losses):
         _draw_references(ax, _references(meta, "test_loss"), losses.min(), losses.max(), log=True)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (log scale)")
-    ax.set_title(f"{task}: training (dashed) and held-out (solid) loss per epoch")
+    ax.set_title(f"{task}: training (dashed) and validation (solid) loss per epoch")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -122,9 +123,9 @@ def loss_curves(
 
 
 BAR_METRICS = [
-    ("test_accuracy", "held-out accuracy"),
-    ("test_perplexity", "held-out perplexity"),
-    ("test_loss", "held-out loss"),
+    ("test_accuracy", "test accuracy"),
+    ("test_perplexity", "test perplexity"),
+    ("test_loss", "test loss"),
     ("train_throughput", "training throughput (steps/s)"),
 ]
 
@@ -132,7 +133,7 @@ BAR_METRICS = [
 def metric_bars(
     board: pd.DataFrame, task: str, meta: TaskMeta, colours: dict[str, str] | None = None
 ) -> Any:
-    """Bars of held-out accuracy, perplexity (where they apply), loss and speed per model."""
+    """Bars of test accuracy, perplexity (where they apply), loss and speed per model."""
     if board.empty:
         return None
     colours = colours or model_colours(board["model"])
@@ -163,9 +164,9 @@ def metric_bars(
             ax.legend(fontsize=7)
     unit = "tokens/s" if meta.input_kind == "tokens" else "steps/s"
     if meta.input_kind == "values" and "test_accuracy" in dict(shown):
-        axes[0].set_title("held-out accuracy (within the task's tolerance)")
+        axes[0].set_title("test accuracy (within the task's tolerance)")
     axes[-1].set_title(f"training throughput ({unit})")
-    fig.suptitle(f"{task}: held-out metrics and speed per model (mean, 95% CI over seeds)")
+    fig.suptitle(f"{task}: test metrics and speed per model (mean, 95% CI over seeds)")
     fig.tight_layout()
     return fig
 
@@ -239,6 +240,6 @@ def predictions(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=4, loc="upper right")
     axes[-1, 0].set_xlabel("step")
-    fig.suptitle(f"{task}: one held-out curve, truth vs teacher-forced and rollout predictions")
+    fig.suptitle(f"{task}: one test curve, truth vs teacher-forced and rollout predictions")
     fig.tight_layout()
     return fig

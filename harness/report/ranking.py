@@ -1,9 +1,10 @@
 """Per-task leaderboards: seeds aggregated to mean, 95% interval and n; honest ranks.
 
-Ranks are by the task's held-out primary metric. A model's rank is one plus the number of
-models whose whole 95% interval lies on the better side of its own, so models whose intervals
-overlap share a rank ("not separable") rather than being ordered by noise. With one seed there
-is no interval and ranks follow the values.
+Ranks are by the task's primary metric on the test split, taken once per cell at the selected
+epoch; the validation figure that selected it is shown beside it. A model's rank is one plus
+the number of models whose whole 95% interval lies on the better side of its own, so models
+whose intervals overlap share a rank ("not separable") rather than being ordered by noise.
+With one seed there is no interval and ranks follow the values.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import pandas as pd
 from harness.escape import md_cell, md_code, md_text
 from harness.report.meta import TaskMeta
 
-#: Held-out metrics shown in every leaderboard, with their training counterparts beside them.
+#: Test metrics shown in every leaderboard, with their validation and training counterparts.
 SHOWN = [
-    ("test_loss", "train_loss"),
-    ("test_perplexity", "train_perplexity"),
-    ("test_accuracy", "train_accuracy"),
+    ("test_loss", "val_loss", "train_loss"),
+    ("test_perplexity", "val_perplexity", "train_perplexity"),
+    ("test_accuracy", "val_accuracy", "train_accuracy"),
 ]
 SPEED = ["params", "train_throughput", "infer_throughput"]
 
@@ -100,13 +101,14 @@ def higher_is_better(metric: str, meta: TaskMeta) -> bool | None:
         direction = meta.metric_directions.get(metric.removeprefix("task_"))
         return None if direction is None else direction == "higher"
     split, _, kind = metric.partition("_")
-    return CORE_DIRECTIONS.get(kind) if split in ("train", "test") else None
+    return CORE_DIRECTIONS.get(kind) if split in ("train", "val", "test") else None
 
 
 #: Column labels the leaderboard itself uses: a task's own metric of the same name keeps its
 #: ``task_`` prefix, so it never overwrites one of them.
 RESERVED_LABELS = {
-    "rank", "model", "n", "separable", "gap to best", *SPEED, *(c for pair in SHOWN for c in pair),
+    "rank", "model", "n", "separable", "gap to best", "val", "train", "best_epoch", *SPEED,
+    *(c for group in SHOWN for c in group),
 }  # fmt: skip
 
 
@@ -120,12 +122,14 @@ def column_label(column: str) -> str:
     return column if taken else short
 
 
-def _primary_first(shown: dict[str, str], primary: str) -> dict[str, str]:
-    """Put the ranking column right after the model (a task's own metric shows unprefixed)."""
+def _primary_first(shown: dict[str, str], primary: str, beside: list[str]) -> dict[str, str]:
+    """Put the ranking column right after the model (a task's own metric shows unprefixed),
+    with the columns ``beside`` it (its validation and training figures) next."""
     key = column_label(primary)
     if key not in shown:
         return shown
     ordered = {"rank": shown.pop("rank"), "model": shown.pop("model"), key: shown.pop(key)}
+    ordered.update({name: shown.pop(name) for name in beside if name in shown})
     return {**ordered, **shown}
 
 
@@ -179,11 +183,12 @@ def _fmt(value: Any, half: Any = math.nan, whole: bool = False) -> str:
 
 
 def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) -> pd.DataFrame:
-    """The leaderboard as strings: held-out beside train, gap to optimum, speed, extras.
+    """The leaderboard as strings: test beside validation and train, gap to optimum, the
+    selected epoch, speed, extras.
 
-    ``compact`` (the terminal view) keeps the primary metric with its training counterpart,
-    the gap, the task's own flags and short labels, and training speed; the markdown file
-    has every column.
+    ``compact`` (the terminal view) keeps the primary metric with its validation and training
+    counterparts, the gap, the task's own flags and short labels, and training speed; the
+    markdown file has every column.
     """
     primary = meta.primary_metric
     rows = []
@@ -192,10 +197,20 @@ def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) ->
             "rank": str(row["rank"]) + ("" if row["separable"] else "="),
             "model": row["model"],
         }
-        for test, train in SHOWN:
+        beside = []  # the primary's validation and training figures, shown right after it
+        for test, val, train in SHOWN:
             if test in row and not pd.isna(row.get(test)) and (not compact or test == primary):
+                labels = ("val", "train") if compact else (val, train)
                 shown[test] = _fmt(row[test], row.get(f"{test}_ci95"))
-                shown[train] = _fmt(row.get(train), row.get(f"{train}_ci95"))
+                shown[labels[0]] = _fmt(row.get(val), row.get(f"{val}_ci95"))
+                shown[labels[1]] = _fmt(row.get(train), row.get(f"{train}_ci95"))
+                beside += list(labels) if test == primary else []
+        if primary.startswith("task_") and f"val_{primary}" in row:
+            label = "val" if compact else f"val_{primary.removeprefix('task_')}"
+            shown[label] = _fmt(row[f"val_{primary}"], row.get(f"val_{primary}_ci95"))
+            beside.append(label)
+        shown["best_epoch"] = _fmt(row.get("best_epoch"), row.get("best_epoch_ci95"), whole=True)
+        beside.append("best_epoch")
         for gap in (c for c in row.index if c.startswith("gap_to_best_")):
             metric = gap.removeprefix("gap_to_best_")
             if metric == primary or not compact:
@@ -211,7 +226,7 @@ def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) ->
             label = column.replace("_throughput", f" {unit}") if compact else column
             shown[label] = _fmt(row.get(column), whole=True)
         shown["n"] = str(int(row.get(f"{primary}_n", 0)))
-        rows.append(_primary_first(shown, primary))
+        rows.append(_primary_first(shown, primary, beside))
     columns = list(rows[0]) if rows else ["rank", "model"]
     for label, metrics in meta.references:
         named = {column_label(k): v for k, v in metrics.items()}  # as the columns show
@@ -239,7 +254,11 @@ def markdown(cells: pd.DataFrame, metas: dict[str, TaskMeta]) -> str:
         frame = aggregate(cells, task, meta)
         parts += [f"## {task}", "", md_text(meta.description), ""]
         parts += [
-            f"Ranked by held-out `{meta.primary_metric}` ({meta.direction} is better). "
+            f"Ranked by `{meta.primary_metric}` on the test split ({meta.direction} is better), "
+            "evaluated once per cell at the epoch selected on validation (`best_epoch`: the "
+            "best on validation; the run's `select` setting says whether it or the last epoch "
+            "was reported). Validation: "
+            f"{meta.validation or 'not recorded'}. "
             f"{scored_text(meta.scored_steps)} "
             "Values are mean ± 95% CI over seeds; `=` after a rank: not separable from "
             "another model with the same rank (intervals overlap). Rows in parentheses are "

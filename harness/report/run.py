@@ -30,8 +30,7 @@ class Leaderboard:
     @property
     def title(self) -> str:
         return (
-            f"{self.task}: ranked by held-out {self.meta.primary_metric} "
-            f"({self.meta.direction} is better)"
+            f"{self.task}: ranked by {self.meta.primary_metric} ({self.meta.direction} is better)"
         )
 
     @property

@@ -9,10 +9,12 @@ import pandas as pd
 #: Columns every per-cell table has, in this order; task-specific ``task_*`` columns follow.
 CORE_COLUMNS = [
     "cell_id", "task", "model", "seed", "status", "error",
-    "train_loss", "test_loss", "train_perplexity", "test_perplexity",
-    "train_accuracy", "test_accuracy", "params", "train_seconds", "train_throughput",
-    "infer_throughput", "infer_ms_per_step", "epochs_run", "wall_seconds",
-    "epochs", "batch_size", "hidden_size", "num_layers", "optimizer", "lr",
+    "train_loss", "val_loss", "test_loss", "train_perplexity", "val_perplexity", "test_perplexity",
+    "train_accuracy", "val_accuracy", "test_accuracy",
+    "best_epoch", "selected_epoch", "epochs_run", "stopped_early", "test_evaluations",
+    "params", "train_seconds", "train_throughput",
+    "infer_throughput", "infer_ms_per_step", "wall_seconds",
+    "epochs", "batch_size", "hidden_size", "num_layers", "optimizer", "lr", "select", "patience",
     "device", "device_name", "dtype", "threads", "torch_version", "python_version", "config_hash",
 ]  # fmt: skip
 CURVE_COLUMNS = [
@@ -22,8 +24,9 @@ CURVE_COLUMNS = [
     "seed",
     "epoch",
     "train_loss",
-    "test_loss",
-    "test_accuracy",
+    "val_loss",
+    "val_perplexity",
+    "val_accuracy",
 ]
 _NOT_IN_TABLE = {"curve", "samples", "traceback", "state_dict"}
 
@@ -40,7 +43,8 @@ def cells_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def curves_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per cell and epoch: train loss, held-out loss and accuracy."""
+    """One row per cell and epoch: training loss and validation figures (then, for a task that
+    ranks by a metric of its own, its validation value ``val_task_<key>``)."""
     rows = [
         {
             "cell_id": r["cell_id"],
@@ -52,4 +56,9 @@ def curves_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
         for r in records
         for point in r.get("curve") or []
     ]
-    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+    frame = pd.DataFrame(rows)
+    for column in CURVE_COLUMNS:
+        if column not in frame:
+            frame[column] = None
+    extra = [c for c in frame.columns if c not in CURVE_COLUMNS]
+    return frame[CURVE_COLUMNS + extra]

@@ -58,7 +58,7 @@ def check_metadata(task: Task, subject: str) -> None:
     if not isinstance(primary, str) or not primary.startswith(("test_", "task_")):
         fail(
             subject,
-            f"primary_metric {primary!r} must be a held-out column: one of "
+            f"primary_metric {primary!r} must be a test column: one of "
             f"{', '.join(sorted(CORE_HELD_OUT))} or task_<key> for a key evaluate() returns",
         )
     if primary.startswith("test_"):
@@ -129,7 +129,7 @@ def make_checked_data(task: Task, seed: int, subject: str) -> TaskData:
     problem = data_problem(task.shape, data, task.scored_steps)
     if problem:
         fail(subject, problem)
-    for split in ("train", "test"):
+    for split in ("train", "test") if data.val_inputs is None else ("train", "val", "test"):
         for what in (f"{split}_inputs", f"{split}_targets"):
             tensor = getattr(data, what)
             if tensor.device != torch.device("cpu"):
@@ -167,10 +167,12 @@ def _same(a: TaskData, b: TaskData, fields: Sequence[str]) -> list[str]:
 
 
 def check_determinism(task: Task, seeds: Sequence[int], seed_varies: bool, subject: str) -> None:
-    fields = ("train_inputs", "train_targets", "test_inputs", "test_targets")
+    fields: tuple[str, ...] = ("train_inputs", "train_targets", "test_inputs", "test_targets")
     first = seeds[0]
     with _global_rngs_seeded(1):
         one = task.make_data(first)
+    if one.val_inputs is not None:
+        fields += ("val_inputs", "val_targets")
     with _global_rngs_seeded(2):
         two = task.make_data(first)
     differ = sorted(set(fields) - set(_same(one, two, fields)))
@@ -251,7 +253,15 @@ def check_metrics(task: Task, data: TaskData, seed: int, train_epochs: int, subj
         samples = outcome.samples
     else:
         net = REFERENCE_MODEL.build(task.shape, 8, 1).eval()
-        curve = [{"epoch": 1, "train_loss": 1.0, "test_loss": 1.0, "test_accuracy": None}]
+        curve = [
+            {
+                "epoch": 1,
+                "train_loss": 1.0,
+                "val_loss": 1.0,
+                "val_perplexity": None,
+                "val_accuracy": None,
+            }
+        ]
         with torch.no_grad():
             result = task.evaluate(net, data, curve)
         if not isinstance(result, dict):

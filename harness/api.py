@@ -214,6 +214,7 @@ def execute_run(
             config.options,
             select=config.select,
             patience=config.patience,
+            params=config.params,
         )
         metas = {
             name: task_meta(
@@ -221,6 +222,8 @@ def execute_run(
             )
             for name in tasks
         }
+        for name, sizes in plan.sizes.items():  # with --params: the hidden size of each model
+            metas[name] = dataclasses.replace(metas[name], params_target=config.params, sizes=sizes)
     except ValueError as exc:  # a bad task option or recipe override
         raise HarnessError(str(exc)) from None
     folder = output_folder(config)

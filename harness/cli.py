@@ -106,6 +106,12 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     f"Fields: {', '.join(f.name for f in dataclasses.fields(Recipe))}.",
 )
 @click.option(
+    "--params",
+    type=int,
+    default=None,
+    help="Give each model the hidden size whose parameter count is closest to N.",
+)
+@click.option(
     "--select",
     type=click.Choice(["best", "last"]),
     default=None,

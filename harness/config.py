@@ -43,6 +43,7 @@ class RunConfig:
     device: str = "auto"  # cuda, then mps, then cpu
     epochs: int | None = None
     hidden_size: int | None = None
+    params: int | None = None  # each model's hidden size set so its parameter count is closest
     lr: float | None = None
     select: str = "best"  # which epoch a cell reports: best on validation, or last
     patience: int | None = None  # stop after this many epochs without a better validation figure
@@ -70,7 +71,9 @@ class RunConfig:
                 raise HarnessError(f"{name} must be a positive integer, not {value!r}")
         if self.select not in ("best", "last"):
             raise HarnessError(f"select must be 'best' or 'last', not {self.select!r}")
-        for name in ("epochs", "hidden_size", "patience"):
+        if self.params is not None and "hidden_size" in self.recipe_overrides():
+            raise HarnessError("give params or hidden_size, not both (params sets the hidden size)")
+        for name in ("epochs", "hidden_size", "patience", "params"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise HarnessError(f"{name} must be a positive integer, not {value!r}")

@@ -20,6 +20,7 @@ from harness.cells import STATUS_NA, Cell, base_record, execute_cell
 from harness.executors import CellLost, Executor, make_executor
 from harness.plugins import Registry
 from harness.run_folder import BadFile, RunFolder, UnreadableFile
+from harness.task import Recipe
 
 MAX_POOL_RESTARTS = 3
 #: A cell whose worker process or node died this many times more is recorded as failed.
@@ -32,6 +33,8 @@ class GridPlan:
 
     cells: list[Cell] = field(default_factory=list)
     not_applicable: list[tuple[Cell, str]] = field(default_factory=list)
+    #: with ``params``: task -> model -> the hidden size chosen and the parameter count it gives
+    sizes: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
 
 def plan_grid(
@@ -45,7 +48,11 @@ def plan_grid(
     *,
     select: str = "best",
     patience: int | None = None,
+    params: int | None = None,
 ) -> GridPlan:
+    """Every cell of the grid. With ``params``, each model's hidden size is the one whose
+    parameter count on that task is closest to ``params`` (a model that cannot be built keeps
+    the recipe's and fails in its cells, with its own error)."""
     plan = GridPlan()
     for task_name in tasks:
         options = task_options.get(task_name, {})
@@ -53,14 +60,18 @@ def plan_grid(
         recipe = dataclasses.replace(task.recipe, **recipe_overrides)  # None is a value here
         task_plugin = _distribution(registry, "task", task_name)
         for model_name in models:
-            reason = registry.models[model_name].cannot_serve(task.shape)
+            model = registry.models[model_name]
+            reason = model.cannot_serve(task.shape)
             model_plugin = _distribution(registry, "model", model_name)
+            sized = recipe
+            if params is not None and not reason:
+                sized = _sized(plan, task_name, model_name, model, task.shape, recipe, params)
             for seed in seeds:
                 cell = Cell(
                     task_name,
                     model_name,
                     seed,
-                    recipe,
+                    sized,
                     device,
                     dict(options),
                     task_plugin=task_plugin,
@@ -79,6 +90,25 @@ def _distribution(registry: Registry, kind: str, name: str) -> str:
     """``"package version"`` of the plugin that registered ``name``; empty when unknown."""
     origin = registry.origins.get((kind, name))
     return f"{origin.package} {origin.version}" if origin else ""
+
+
+def _sized(
+    plan: GridPlan,
+    task_name: str,
+    model_name: str,
+    model: Any,
+    shape: Any,
+    recipe: Recipe,
+    params: int,
+) -> Recipe:
+    from harness.sizing import hidden_for_params
+
+    try:
+        hidden, count = hidden_for_params(model, shape, params, recipe.num_layers)
+    except Exception:  # a model that cannot be built fails in its own cells
+        return recipe
+    plan.sizes.setdefault(task_name, {})[model_name] = {"hidden_size": hidden, "params": count}
+    return dataclasses.replace(recipe, hidden_size=hidden)
 
 
 def load_record(folder: RunFolder, cell: Cell) -> dict[str, Any] | None:

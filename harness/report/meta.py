@@ -31,6 +31,8 @@ class TaskMeta:
     metric_directions: dict[str, str] = field(default_factory=dict)
     scored_steps: int | None = None
     validation: str = ""  # where the validation split comes from (the task's own, or carved)
+    params_target: int | None = None  # with --params: the parameter count models were sized to
+    sizes: dict[str, dict[str, int]] = field(default_factory=dict)  # model -> hidden_size, params
     options: dict[str, Any] = field(default_factory=dict)
     recipe: dict[str, Any] = field(default_factory=dict)
     plugin: str = ""

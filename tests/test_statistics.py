@@ -84,3 +84,45 @@ def test_failed_cells_are_left_out_of_the_statistics():
     assert (
         board.loc[0, "test_accuracy"] == pytest.approx(0.9) and board.loc[0, "test_accuracy_n"] == 1
     )
+
+
+def test_probability_of_beating_counts_seed_pairs_and_bootstraps_an_interval():
+    from harness.report.ranking import probability_of_beating
+
+    p, low, high = probability_of_beating([0.9, 0.8, 0.7], [0.75, 0.6], higher=True)
+    # pairs won: 0.9 beats both, 0.8 both, 0.7 only 0.6 -> 5 of 6
+    assert p == pytest.approx(5 / 6) and 0.0 <= low <= p <= high <= 1.0 and low < high
+    assert probability_of_beating([0.1, 0.2], [0.3, 0.4], higher=False)[0] == 1.0
+    assert probability_of_beating([0.5, 0.5], [0.5, 0.5], higher=True)[:1] == (0.5,)
+    assert all(math.isnan(v) for v in probability_of_beating([0.9], [0.1, 0.2], higher=True))
+    again = probability_of_beating([0.9, 0.8, 0.7], [0.75, 0.6], higher=True)
+    assert again == (p, low, high)  # seeded: the same cells give the same table
+
+
+def test_neighbours_get_the_probability_of_beating_the_next_one_beside_the_ranks():
+    board = aggregate(
+        cells({"a": [0.90, 0.91, 0.92], "b": [0.89, 0.92, 0.90], "c": [0.50, 0.52, 0.51]}),
+        "t",
+        META,
+    )
+    columns = list(board.columns)
+    at = columns.index("separable")
+    assert columns[at + 1 : at + 4] == ["p_beats_next", "p_beats_next_low", "p_beats_next_high"]
+    assert board.loc[0, "p_beats_next"] == pytest.approx(6 / 9)  # a over b
+    assert board.loc[1, "p_beats_next"] == 1.0  # b over c, every pair
+    assert board.loc[1, "p_beats_next_low"] == 1.0
+    assert math.isnan(board.loc[2, "p_beats_next"])  # the last has no next
+    shown = display_table(board, META)
+    assert shown.loc[1, "P(beats next)"] == "1.00 [1.00, 1.00]"
+
+
+def test_a_model_far_from_the_others_median_size_is_flagged():
+    frame = cells({"a": [0.9, 0.9], "b": [0.8, 0.8], "c": [0.7, 0.7], "d": [0.6, 0.6]})
+    frame["params"] = frame["model"].map({"a": 1000, "b": 1050, "c": 960, "d": 2000})
+    board = aggregate(frame, "t", META).set_index("model")
+    assert board.loc["a", "params_vs_median"] == pytest.approx(1000 / 1050 - 1)
+    assert board.loc["d", "params_vs_median"] == pytest.approx(2000 / 1000 - 1)
+    assert dict(board["size_flagged"]) == {"a": False, "b": False, "c": False, "d": True}
+    shown = display_table(board.reset_index(), META).set_index("model")
+    assert shown.loc["d", "params"].endswith("!") and not shown.loc["a", "params"].endswith("!")
+    assert shown.loc["d", "params_vs_median"] == "+100%"

@@ -81,7 +81,87 @@ def aggregate(cells: pd.DataFrame, task: str, meta: TaskMeta) -> pd.DataFrame:
             frame[f"gap_to_best_{metric}"] = (frame[metric] - best).abs() * worse.map(
                 {True: 1, False: -1}
             )
-    return frame.sort_values(["rank", primary], ascending=[True, not higher]).reset_index(drop=True)
+    frame = frame.sort_values(["rank", primary], ascending=[True, not higher])
+    frame = frame.reset_index(drop=True)
+    _flag_sizes(frame)
+    return _beats_next(frame, ok, primary, higher)
+
+
+#: A model whose parameter count is further than this from the others' median is flagged.
+SIZE_TOLERANCE = 0.10
+
+
+def _flag_sizes(frame: pd.DataFrame) -> None:
+    """``params_vs_median``: a model's parameter count relative to the median of the other
+    models' (0.25: a quarter more); ``size_flagged`` beyond ``SIZE_TOLERANCE`` either way (the
+    Long Range Arena rule: a ranking of unequal sizes compares sizes, not architectures)."""
+    if "params" not in frame or len(frame) < 2:
+        return
+    params = frame["params"].astype(float)
+    ratios = [
+        params.iat[i] / params.drop(index=params.index[i]).median() - 1.0
+        for i in range(len(params))
+    ]
+    frame["params_vs_median"] = ratios
+    frame["size_flagged"] = [abs(r) > SIZE_TOLERANCE for r in ratios]
+
+
+def probability_of_beating(
+    mine: Any, theirs: Any, higher: bool, resamples: int = 2000
+) -> tuple[float, float, float]:
+    """P(a seed of A beats a seed of B) over every pair of their seeds (ties count half), with
+    a 95% percentile bootstrap interval that resamples each model's seeds (the "probability of
+    improvement" of Agarwal et al. 2021). NaN with fewer than two seeds on either side."""
+    import inspect
+
+    import numpy as np
+    from scipy import stats
+
+    a = np.asarray(pd.to_numeric(pd.Series(mine), errors="coerce").dropna(), dtype=float)
+    b = np.asarray(pd.to_numeric(pd.Series(theirs), errors="coerce").dropna(), dtype=float)
+    if len(a) < 2 or len(b) < 2:
+        return math.nan, math.nan, math.nan
+
+    def statistic(x: Any, y: Any, axis: int = -1) -> Any:
+        x = np.moveaxis(x, axis, -1)[..., :, None]
+        y = np.moveaxis(y, axis, -1)[..., None, :]
+        wins = (x > y) if higher else (x < y)
+        return (wins + 0.5 * (x == y)).mean(axis=(-2, -1))
+
+    seeded = np.random.default_rng(0)  # the same table from the same cells, every time
+    key = "rng" if "rng" in inspect.signature(stats.bootstrap).parameters else "random_state"
+    result = stats.bootstrap(
+        (a, b),
+        statistic,
+        n_resamples=resamples,
+        vectorized=True,
+        method="percentile",
+        **{key: seeded},
+    )
+    low, high = result.confidence_interval
+    return float(statistic(a, b)), float(low), float(high)
+
+
+BEATS_COLUMNS = ["p_beats_next", "p_beats_next_low", "p_beats_next_high"]
+
+
+def _beats_next(frame: pd.DataFrame, ok: pd.DataFrame, primary: str, higher: bool) -> pd.DataFrame:
+    """For each model and the one ranked right after it, the probability it beats that one
+    over seeds with its interval, placed beside the overlap marks (``rank``, ``separable``)."""
+    if primary not in ok:
+        return frame
+    values = {model: group[primary] for model, group in ok.groupby("model", sort=False)}
+    figures = [
+        probability_of_beating(
+            values[frame.at[i, "model"]], values[frame.at[i + 1, "model"]], higher
+        )
+        if i + 1 < len(frame)
+        else (math.nan,) * 3
+        for i in range(len(frame))
+    ]
+    beats = pd.DataFrame(figures, columns=BEATS_COLUMNS, index=frame.index)
+    at = list(frame.columns).index("separable") + 1
+    return pd.concat([frame.iloc[:, :at], beats, frame.iloc[:, at:]], axis=1)
 
 
 #: The direction of the core's metrics, by the part of the column name after train_/test_.
@@ -108,6 +188,7 @@ def higher_is_better(metric: str, meta: TaskMeta) -> bool | None:
 #: ``task_`` prefix, so it never overwrites one of them.
 RESERVED_LABELS = {
     "rank", "model", "n", "separable", "gap to best", "val", "train", "best_epoch", *SPEED,
+    "params_vs_median", "P(beats next)",
     *(c for group in SHOWN for c in group),
 }  # fmt: skip
 
@@ -222,9 +303,18 @@ def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) ->
                 if not compact or len(value) <= 24:
                     shown[column_label(column)] = value
         unit = "tokens/s" if meta.input_kind == "tokens" else "steps/s"
-        for column in SPEED if not compact else ["train_throughput"]:
+        for column in SPEED if not compact else ["params", "train_throughput"]:
             label = column.replace("_throughput", f" {unit}") if compact else column
             shown[label] = _fmt(row.get(column), whole=True)
+            if column == "params" and row.get("size_flagged") is True:
+                shown[label] += " !"  # more than 10% from the others' median
+            if column == "params" and not compact and "params_vs_median" in row:
+                shown["params_vs_median"] = f"{row['params_vs_median']:+.0%}"
+        if not pd.isna(row.get("p_beats_next", math.nan)):
+            low, high = row["p_beats_next_low"], row["p_beats_next_high"]
+            shown["P(beats next)"] = f"{row['p_beats_next']:.2f}" + (
+                "" if compact else f" [{low:.2f}, {high:.2f}]"
+            )
         shown["n"] = str(int(row.get(f"{primary}_n", 0)))
         rows.append(_primary_first(shown, primary, beside))
     columns = list(rows[0]) if rows else ["rank", "model"]
@@ -261,8 +351,11 @@ def markdown(cells: pd.DataFrame, metas: dict[str, TaskMeta]) -> str:
             f"{meta.validation or 'not recorded'}. "
             f"{scored_text(meta.scored_steps)} "
             "Values are mean ± 95% CI over seeds; `=` after a rank: not separable from "
-            "another model with the same rank (intervals overlap). Rows in parentheses are "
-            "trivial baselines and the best achievable figures.",
+            "another model with the same rank (intervals overlap). `P(beats next)`: the "
+            "probability that a seed of this model beats a seed of the next one down, with its "
+            "95% bootstrap interval (two seeds or more). `!` after `params`: more than "
+            f"{SIZE_TOLERANCE:.0%} from the other models' median (compare sizes with `--params`). "
+            "Rows in parentheses are trivial baselines and the best achievable figures.",
             "",
         ]
         if frame.empty:

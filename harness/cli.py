@@ -274,7 +274,8 @@ def _print_leaderboard(console: Any, out: Path) -> None:
         shown = board.table(compact=True)
         table = Table(title=board.title, caption=board.caption)
         for column in shown.columns:
-            table.add_column(column, overflow="fold")
+            # names never fold; the figures' columns give way first
+            table.add_column(column, overflow="fold", no_wrap=column in ("rank", "model"))
         for row in shown.itertuples(index=False):
             table.add_row(*(Text(str(value)) for value in row))
         console.print(table)

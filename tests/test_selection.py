@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from harness import Recipe, Task, TaskData, TaskShape
+from harness import Model, Recipe, Task, TaskData, TaskShape
 from harness.metrics import score
 from harness.plugins import api_refusal
 from harness.task import with_validation
@@ -22,13 +22,13 @@ CPU = torch.device("cpu")
 class NextToken(Task):
     """Predict the input shifted by one on random tokens: learnable, then overfit.
 
-    ``poison_test`` fills the test split with ids outside the vocabulary, so any evaluation on
-    it fails: a run that finishes has not looked at the test split.
+    ``marked_test`` makes every test sequence all 4s, a row no other split holds in practice
+    (5**-8 per row), so a network that sees one has been shown the test split.
     """
 
     count: int = 120
     own_validation: bool = False
-    poison_test: bool = False
+    marked_test: bool = False
 
     name = "next-token"
     description = "copy the previous token"
@@ -42,8 +42,8 @@ class NextToken(Task):
         x = torch.randint(0, 5, (self.count + 40, 8), generator=g)
         y = torch.roll(x, 1, dims=1)
         test_x = x[self.count :].clone()
-        if self.poison_test:
-            test_x.fill_(99)
+        if self.marked_test:
+            test_x.fill_(4)
         extra = {}
         if self.own_validation:
             extra = {"val_inputs": x[:20], "val_targets": y[:20]}
@@ -122,12 +122,31 @@ def test_patience_stops_once_validation_stops_improving():
     assert metrics["epochs_run"] == metrics["best_epoch"] + 2
 
 
+class Spy(torch.nn.Module):
+    """Wraps a network and notes whether an all-4s (test) sequence ever went through it."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner, self.saw_test = inner, False
+
+    def forward(self, inputs, state=None):
+        self.saw_test |= bool((inputs == 4).all(dim=1).any())
+        return self.inner(inputs, state)
+
+
 def test_without_test_evaluation_the_test_split_is_never_touched():
-    task = NextToken(poison_test=True)
-    with pytest.raises(RuntimeError):  # evaluating the poisoned test split fails...
-        train_cell(task, REFERENCE_MODEL, 0, CPU, task.recipe)
-    outcome = train_cell(task, REFERENCE_MODEL, 0, CPU, task.recipe, evaluate_test=False)
-    metrics = outcome.metrics  # ...so a finished cell never looked at it
+    nets: list[Spy] = []
+
+    def build(shape, hidden_size, num_layers):
+        nets.append(Spy(REFERENCE_MODEL.build(shape, hidden_size, num_layers)))
+        return nets[-1]
+
+    spy, task = Model("spy", "a GRU that notes what it sees", build), NextToken(marked_test=True)
+    train_cell(task, spy, 0, CPU, task.recipe)
+    assert nets[-1].saw_test  # the one test evaluation shows it...
+    outcome = train_cell(task, spy, 0, CPU, task.recipe, evaluate_test=False)
+    assert not nets[-1].saw_test  # ...and without it the network never saw a test sequence
+    metrics = outcome.metrics
     assert metrics["test_evaluations"] == 0
     assert not [k for k in metrics if k.startswith(("test_", "task_")) and k != "test_evaluations"]
     assert metrics["val_accuracy"] is not None

@@ -90,7 +90,7 @@ def test_its_task_gives_no_validation_split_so_one_is_carved_and_recorded(plugin
     from harness.api import task_meta
 
     meta = task_meta(plugins, "adding", {"train_size": 50, "test_size": 10}, [0])
-    assert meta["validation"] == (
+    assert meta.validation == (
         "carved from the training data: its last 5 of 50 sequences (10%), not trained on"
     )
 

@@ -60,7 +60,7 @@ class Cell:
             "task_plugin": self.task_plugin,
             "model_plugin": self.model_plugin,
             "seed": self.seed,
-            "recipe": asdict(self.recipe),
+            "recipe": {k: v for k, v in asdict(self.recipe).items() if k != "search"},
             "device": self.device,
             "select": self.select,
             "patience": self.patience,
@@ -102,6 +102,7 @@ def base_record(cell: Cell) -> dict[str, Any]:
         "num_layers": r.num_layers,
         "optimizer": r.optimizer,
         "lr": r.lr,
+        "weight_decay": r.weight_decay,
         "select": cell.select,
         "patience": cell.patience,
     }

@@ -180,6 +180,10 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
 @_friendly
 def run(config_file: str | None, task_options: tuple[str, ...], **flags: Any) -> None:
     """Train every task x model x seed cell and print the leaderboard."""
+    _run(_config(config_file, task_options, flags))
+
+
+def _config(config_file: str | None, task_options: tuple[str, ...], flags: dict[str, Any]) -> Any:
     from harness.api import load_config, parse_assignments, recipe_from_text
 
     flags["tasks"] = list(flags["tasks"]) or None
@@ -189,14 +193,48 @@ def run(config_file: str | None, task_options: tuple[str, ...], **flags: Any) ->
     if task_options:
         for task, values in _parse_options(task_options).items():
             config.options.setdefault(task, {}).update(values)
-    _run(config)
+    return config
 
 
-def _run(config: Any) -> None:
+@_friendly
+def _tune(config_file: str | None, task_options: tuple[str, ...], **flags: Any) -> None:
+    """Tune every task x model pair with the same number of Optuna trials, scored on
+    validation only; then re-run each pair's best configuration on the seeds and test it once.
+
+    Trials train on their own seed, never one of --seeds. A run folder given with --out (or
+    --resume) continues where a killed tune stopped.
+    """
+    from harness.tune import execute_tune, require_optuna
+
+    require_optuna()
+    _run(_config(config_file, task_options, flags), execute=execute_tune)
+
+
+tune = click.Command(
+    "tune",
+    callback=_tune,
+    params=[
+        click.Option(
+            ["--trials"],
+            type=int,
+            default=None,
+            help="Optuna trials per task x model (default 20), on the validation split.",
+        ),
+        *run.params,
+    ],
+    help=_tune.__doc__,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+main.add_command(tune)
+
+
+def _run(config: Any, execute: Callable[..., Any] | None = None) -> None:
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harness.api import Terminated, execute_run, load_plugins, sigterm_as_interrupt
+
+    execute = execute or execute_run
 
     console = _console()
     registry = load_plugins()
@@ -214,15 +252,19 @@ def _run(config: Any) -> None:
     )
     bar = progress.add_task("cells", total=None)
 
+    started: list[bool] = []
+
     def on_start(total: int, done: int) -> None:
         progress.update(bar, total=total, completed=done)
-        if done:
+        if done and not started:  # `harness tune` calls again before its final cells
             console.print(f"resuming: {done} of {total} cells already finished")
+        started.append(True)
 
     def on_done(record: dict[str, Any]) -> None:
         if record["status"] == "not-applicable":
             return
-        label = f"{record['task']} × {record['model']} (seed {record['seed']})"
+        which = f"trial {record['trial']}" if "trial" in record else f"seed {record['seed']}"
+        label = f"{record['task']} × {record['model']} ({which})"
         if record["status"] != "ok":
             console.print(f"[red]{record['status']}[/] {label}: {escape(record.get('error', ''))}")
         progress.update(bar, advance=1, description=label)
@@ -234,7 +276,7 @@ def _run(config: Any) -> None:
     try:
         with sigterm_as_interrupt():  # a `kill` stops the run as Ctrl-C does, nothing lost
             try:
-                result = execute_run(
+                result = execute(
                     config,
                     registry=registry,
                     on_start=on_start_shown,

@@ -56,6 +56,7 @@ class RunConfig:
     results_dir: str = "results"
     resume: bool = False
     save_models: bool = False
+    trials: int = 20  # `harness tune`: trials per task x model
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Any Recipe field, overridden for every task (epochs, hidden_size and lr have their own
     #: settings above, which ``load_config`` fills from here).
@@ -63,7 +64,7 @@ class RunConfig:
 
     def validate(self) -> None:
         """Raise :class:`HarnessError` for nonsense values, one clear line each."""
-        for name in ("seeds", "workers", "threads"):
+        for name in ("seeds", "workers", "threads", "trials"):
             value = getattr(self, name)
             if name in ("workers", "threads") and value is None:
                 continue

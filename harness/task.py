@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -45,6 +46,34 @@ class TaskShape:
 
 
 @dataclass(frozen=True)
+class LogUniform:
+    """A search dimension: a positive float drawn log-uniformly from [low, high] (e.g. lr)."""
+
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        if not 0 < self.low < self.high:
+            raise ValueError(f"LogUniform needs 0 < low < high, not {self.low}, {self.high}")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A search dimension: one of a few values (e.g. hidden sizes, weight decay on/off)."""
+
+    values: tuple[Any, ...]
+
+    def __init__(self, *values: Any) -> None:
+        if not values:
+            raise ValueError("Choice needs at least one value")
+        object.__setattr__(self, "values", tuple(dict.fromkeys(values)))
+
+
+#: What a recipe's ``search`` maps each tuned :class:`Recipe` field to.
+Dimension = LogUniform | Choice
+
+
+@dataclass(frozen=True)
 class Recipe:
     """How a task is trained by default; users can override every field for every task, from
     the command line (``--recipe FIELD=VALUE``) or the config file.
@@ -56,6 +85,9 @@ class Recipe:
     ``carry_state``: batches are consecutive chunks of long streams, so the state is carried
     from one batch to the next and detached (truncated BPTT); otherwise every window starts
     from a fresh zero state and batches are shuffled.
+    ``search``: the space `harness tune` searches, recipe field -> :class:`LogUniform` or
+    :class:`Choice`; ``None`` (default) means :meth:`search_space`'s default around this recipe.
+    It does not change what a cell trains, so it is no part of a cell's config hash.
     """
 
     epochs: int
@@ -68,6 +100,7 @@ class Recipe:
     weight_decay: float = 0.0
     carry_state: bool = False
     schedule: str = "constant"
+    search: Mapping[str, Dimension] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -83,6 +116,26 @@ class Recipe:
             raise ValueError(f"clip must be positive or None (no clipping), not {self.clip}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must not be negative, not {self.weight_decay}")
+        tunable = {f.name for f in dataclasses.fields(self)} - {"search"}
+        for name, dimension in (self.search or {}).items():
+            if name not in tunable:
+                raise ValueError(f"search: {name!r} is not a recipe field ({', '.join(tunable)})")
+            if not isinstance(dimension, (LogUniform, Choice)):
+                raise ValueError(f"search: {name!r} must be a LogUniform or a Choice")
+
+    def search_space(self) -> dict[str, Dimension]:
+        """What `harness tune` searches: the declared ``search``, or by default the learning
+        rate log-uniformly over a decade either side of this one, the hidden size from half,
+        the same and twice this one, and weight decay off or on."""
+        if self.search is not None:
+            return dict(self.search)
+        return {
+            "lr": LogUniform(self.lr / 10, self.lr * 10),
+            "hidden_size": Choice(
+                max(1, self.hidden_size // 2), self.hidden_size, 2 * self.hidden_size
+            ),
+            "weight_decay": Choice(0.0, self.weight_decay or 1e-4),
+        }
 
     def with_overrides(self, **overrides: Any) -> Recipe:
         """A copy with the given fields replaced; ``None`` values leave a field as it is."""

@@ -1,0 +1,591 @@
+"""`harness tune`: the same trial budget for every task x model, scored on validation only.
+
+Each pair gets its own Optuna study (a seeded TPE sampler) over the search space its task's
+recipe declares. Trials are cells: they run on the executors `harness run` uses, each record is
+written atomically the moment it finishes, and they never evaluate the test split. The best
+configuration of each pair is then re-run on the run's seeds, which no trial trained on, and
+only those cells are tested: once each.
+
+A tune's run folder holds what `harness run` writes for the final cells, plus::
+
+    tune/study.db          the Optuna studies (SQLite): a killed tune resumes from them
+    tune/cells/<id>.json   one record per trial (`<task>__<model>__trial<n>`)
+    trials.csv, .parquet   one row per trial: hyperparameters, validation figures, seconds
+
+Resuming is exact: a trial asked but not finished when the tune was killed is re-run with the
+parameters the study gave it (or its record is reused if it had been written), and the sampler
+is reseeded from the trial number before every ask, so the resumed study makes the same
+suggestions an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import warnings
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from harness.cells import STATUS_FAILED, STATUS_OK, Cell, base_record, execute_cell
+from harness.errors import HarnessError
+from harness.executors import make_executor
+from harness.runner import MAX_POOL_RESTARTS, GridPlan, load_record, run_grid, save_record
+from harness.storage import write_frame, write_json
+from harness.task import Choice, Dimension, LogUniform, Recipe
+
+#: Trials train on seed ``TRIAL_SEED_OFFSET + --seed``, far from the seeds the final cells use
+#: (``--seed`` .. ``--seed + --seeds - 1``), so no final cell shares data or initialization with
+#: the trials that chose its configuration.
+TRIAL_SEED_OFFSET = 1_000_000
+INSTALL_HINT = "harness tune needs optuna: pip install 'harness[tune]'"
+
+
+def require_optuna() -> None:
+    """Raise a one-line :class:`HarnessError` saying how to install optuna when it is missing."""
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise HarnessError(INSTALL_HINT) from None
+
+
+@dataclass(frozen=True)
+class TrialCell(Cell):
+    """A cell that is one trial of a pair's study: its own id, so it never collides with the
+    final cells, and the trial number in its config."""
+
+    trial: int = 0
+
+    @property
+    def cell_id(self) -> str:
+        return f"{self.task}__{self.model}__trial{self.trial}"
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "trial": self.trial}
+
+
+def objective_name(primary_metric: str) -> str:
+    """The validation column a trial is scored by: ``test_accuracy`` -> ``val_accuracy``."""
+    return "val_" + primary_metric.removeprefix("test_")
+
+
+def trial_score(record: dict[str, Any], primary_metric: str) -> float | None:
+    """A finished trial's validation score, or ``None`` (failed, diverged, not a number)."""
+    if record.get("status") != STATUS_OK:
+        return None
+    value = record.get(objective_name(primary_metric), record.get(primary_metric))  # TODO i8
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def distributions(space: dict[str, Dimension]) -> dict[str, Any]:
+    """The search space as Optuna distributions."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    out: dict[str, Any] = {}
+    for name, dimension in space.items():
+        if isinstance(dimension, LogUniform):
+            out[name] = FloatDistribution(dimension.low, dimension.high, log=True)
+        elif isinstance(dimension, Choice):
+            out[name] = CategoricalDistribution(dimension.values)
+        else:  # pragma: no cover - Recipe refuses anything else
+            raise TypeError(f"unknown search dimension {dimension!r}")
+    return out
+
+
+def startup_trials(budget: int) -> int:
+    """Trials drawn at random before TPE models the results: a third of the budget, 2 to 10.
+
+    Optuna's default of 10 would leave a budget of 8 entirely random.
+    """
+    return min(10, max(2, budget // 3))
+
+
+def default_point(recipe: Recipe, space: dict[str, Dimension]) -> dict[str, Any] | None:
+    """The recipe's own values, when the space contains them: tried first, so tuning can only
+    match or beat the task's default on validation."""
+    point = {name: getattr(recipe, name) for name in space}
+    for name, dimension in space.items():
+        value = point[name]
+        if isinstance(dimension, LogUniform) and not dimension.low <= value <= dimension.high:
+            return None
+        if isinstance(dimension, Choice) and value not in dimension.values:
+            return None
+    return point
+
+
+class PairStudy:
+    """One task x model: its Optuna study, the trials it asks for, and what it is told."""
+
+    def __init__(
+        self,
+        storage: Any,
+        base: Cell,
+        space: dict[str, Dimension],
+        primary_metric: str,
+        higher_is_better: bool,
+        budget: int,
+        sampler_seed: int,
+    ) -> None:
+        import optuna
+
+        self.base, self.space, self.budget = base, space, budget
+        self.primary_metric, self.sampler_seed = primary_metric, sampler_seed
+        self.distributions = distributions(space)
+        self.name = f"{base.task}__{base.model}__{self._digest()}"
+        self.study = optuna.create_study(
+            storage=storage,
+            study_name=self.name,
+            direction="maximize" if higher_is_better else "minimize",
+            load_if_exists=True,
+        )
+        if not self.study.get_trials(deepcopy=False):
+            point = default_point(base.recipe, space)
+            if point is not None:
+                self.study.enqueue_trial(point, skip_if_exists=True)
+        self.in_flight: dict[int, TrialCell] = {}
+        self.records: dict[int, dict[str, Any]] = {}
+
+    def _digest(self) -> str:
+        """The study's name carries a hash of everything its trials depend on, so a tune rerun
+        with other settings into the same folder starts a new study instead of mixing them."""
+        payload = {
+            "base": base_config(self.base),
+            "space": {name: asdict(dimension) for name, dimension in self.space.items()},
+            "primary_metric": self.primary_metric,
+            "sampler_seed": self.sampler_seed,
+        }
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def trial_cell(self, number: int, params: dict[str, Any]) -> TrialCell:
+        recipe = replace(self.base.recipe, **params)
+        fields = {f: getattr(self.base, f) for f in self.base.__dataclass_fields__}
+        return TrialCell(**{**fields, "recipe": recipe, "trial": number})
+
+    def unfinished(self) -> list[TrialCell]:
+        """Trials a killed tune asked for but never finished: they run again, same parameters."""
+        from optuna.trial import TrialState
+
+        cells = []
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            cell = self.trial_cell(trial.number, trial.params)
+            self.in_flight[trial.number] = cell
+            cells.append(cell)
+        return cells
+
+    @property
+    def finished(self) -> int:
+        from optuna.trial import TrialState
+
+        done = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+        return len(self.study.get_trials(deepcopy=False, states=done))
+
+    def ask(self, count: int) -> list[TrialCell]:
+        """Up to ``count`` new trials, within the budget. The sampler is reseeded from the trial
+        number before each ask, so the suggestions depend only on the study's history."""
+        import optuna
+
+        cells = []
+        while len(cells) < count and self.finished + len(self.in_flight) < self.budget:
+            number = len(self.study.get_trials(deepcopy=False))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.study.sampler = optuna.samplers.TPESampler(
+                    seed=_mix(self.sampler_seed, number),
+                    n_startup_trials=startup_trials(self.budget),
+                    multivariate=True,
+                    constant_liar=True,
+                )
+            trial = self.study.ask(self.distributions)
+            cell = self.trial_cell(trial.number, trial.params)
+            self.in_flight[trial.number] = cell
+            cells.append(cell)
+        return cells
+
+    def tell(self, cell: TrialCell, record: dict[str, Any]) -> None:
+        """Report a finished trial to the study: its validation score, or a failure."""
+        from optuna.trial import TrialState
+
+        value = trial_score(record, self.primary_metric)
+        if value is None:
+            self.study.tell(cell.trial, state=TrialState.FAIL, skip_if_finished=True)
+        else:
+            self.study.tell(cell.trial, value, skip_if_finished=True)
+        self.in_flight.pop(cell.trial, None)
+        self.records[cell.trial] = record
+
+    def best_params(self) -> dict[str, Any] | None:
+        """The best completed trial's parameters, or ``None`` when every trial failed."""
+        from optuna.trial import TrialState
+
+        if not self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            return None
+        return dict(self.study.best_trial.params)
+
+    def best_value(self) -> float | None:
+        return self.study.best_value if self.best_params() is not None else None
+
+
+def base_config(cell: Cell) -> dict[str, Any]:
+    return {k: v for k, v in cell.config().items() if k != "seed"}
+
+
+def _mix(seed: int, number: int) -> int:
+    """A sampler seed for trial ``number`` of a study seeded with ``seed``."""
+    digest = hashlib.sha256(f"{seed}:{number}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def run_trials(
+    studies: list[PairStudy],
+    trial_out: Path,
+    *,
+    workers: int,
+    threads: int | None,
+    registry: Any = None,
+    on_done: Callable[[dict[str, Any]], None] = lambda record: None,
+) -> None:
+    """Run every study to its budget on one executor.
+
+    Each pair asks for a batch of trials (enough for every worker to have one when the pairs
+    are fewer than the workers), and asks again once its batch is told, so the pool stays full
+    while each study still sees its earlier results before its next suggestion.
+    """
+    batch = max(1, -(-workers // max(1, len(studies))))
+    queue: deque[tuple[PairStudy, TrialCell]] = deque()
+
+    def feed(study: PairStudy, cells: list[TrialCell]) -> None:
+        """Queue ``cells``; a trial whose record is already on disk is told at once."""
+        while cells:
+            for cell in cells:
+                record = load_record(trial_out, cell)
+                if record is None:
+                    queue.append((study, cell))
+                else:
+                    study.tell(cell, record)
+                    on_done(record)
+            cells = [] if study.in_flight else study.ask(batch)
+
+    for study in studies:
+        feed(study, study.unfinished() or study.ask(batch))
+
+    if not queue:
+        return
+    executor = make_executor(workers, threads)
+    in_process = workers == 1
+    capacity = 1 if in_process else workers + 1
+    running: dict[Future, tuple[PairStudy, TrialCell]] = {}
+    restarts = 0
+    try:
+        while queue or running:
+            while queue and len(running) < capacity:
+                study, cell = queue.popleft()
+                args = (cell, registry if in_process else None, False)
+                running[executor.submit(execute_cell, *args)] = (study, cell)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            broken = False
+            for future in finished:
+                study, cell = running.pop(future)
+                try:
+                    record = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    queue.appendleft((study, cell))
+                    continue
+                _finish(study, cell, record, trial_out, on_done)
+                if not study.in_flight:
+                    feed(study, study.ask(batch))
+            if broken:  # a worker died: the pool is gone; the cells it held run again
+                restarts += 1
+                queue.extendleft(reversed(list(running.values())))
+                running.clear()
+                executor.shutdown(cancel=True)
+                if restarts > MAX_POOL_RESTARTS:
+                    _give_up(queue, trial_out, on_done, feed, batch)
+                executor = make_executor(workers, threads)
+    except BaseException:
+        executor.shutdown(cancel=True)
+        raise
+    executor.shutdown()
+
+
+def _finish(
+    study: PairStudy,
+    cell: TrialCell,
+    record: dict[str, Any],
+    trial_out: Path,
+    on_done: Callable[[dict[str, Any]], None],
+) -> None:
+    record = dict(record, trial=cell.trial)
+    save_record(trial_out, record)  # written before the study hears of it: nothing is lost
+    study.tell(cell, record)
+    on_done(record)
+
+
+def _give_up(queue, trial_out, on_done, feed, batch) -> None:
+    """After repeated worker deaths, record the trials still waiting as failed."""
+    while queue:
+        study, cell = queue.popleft()
+        error = "worker process died repeatedly while running this trial"
+        record = dict(base_record(cell), status=STATUS_FAILED, error=error, curve=[])
+        _finish(study, cell, record, trial_out, on_done)
+        if not study.in_flight:
+            feed(study, study.ask(batch))
+
+
+@dataclass
+class TuneResult:
+    """A finished tune: its run folder, the final cells' records and the trials' records."""
+
+    out: Path
+    records: list[dict[str, Any]]
+    trials: list[dict[str, Any]]
+    summary: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> Any:
+        """The final cells that failed or diverged (a failed trial is a result of tuning)."""
+        import pandas as pd
+
+        rows = [r for r in self.records if r["status"] in ("failed", "diverged")]
+        return pd.DataFrame(rows, columns=["task", "model", "seed", "status", "error"])
+
+
+def execute_tune(
+    config: Any,
+    *,
+    registry: Any = None,
+    on_start: Callable[[int, int], None] = lambda total, done: None,
+    on_done: Callable[[dict[str, Any]], None] = lambda record: None,
+    on_notice: Callable[[str], None] = lambda text: None,
+) -> TuneResult:
+    """Tune every task x model pair of ``config`` (a :class:`~harness.config.RunConfig`), then
+    re-run each pair's best configuration on the run's seeds and report the test figures."""
+    require_optuna()
+    import optuna
+
+    from harness.api import environment, output_folder, resolve_names, task_meta
+    from harness.device import DeviceError, resolve_device
+    from harness.plugins import load_plugins
+    from harness.report import write_report
+    from harness.results import cells_frame
+
+    registry = registry or load_plugins()
+    tasks, models = resolve_names(config, registry)
+    try:
+        device = resolve_device(config.device)
+    except DeviceError as exc:
+        raise HarnessError(str(exc)) from None
+    seeds = config.seed_list
+    trial_seed = TRIAL_SEED_OFFSET + config.seed
+    if trial_seed in seeds:
+        raise HarnessError(f"seeds reach the trial seed {trial_seed}: use fewer or lower seeds")
+    try:
+        bases, not_applicable = _plan_pairs(registry, config, tasks, models, str(device))
+        metas = {n: task_meta(registry, n, config.options.get(n, {}), seeds) for n in tasks}
+    except ValueError as exc:  # a bad task option, recipe override or search space
+        raise HarnessError(str(exc)) from None
+    out = output_folder(config)
+    trial_out = out / "tune"
+    trial_out.mkdir(exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{(trial_out / 'study.db').resolve()}")
+    studies = [
+        PairStudy(
+            storage,
+            base,
+            base.recipe.search_space(),
+            metas[base.task]["primary_metric"],
+            metas[base.task]["higher_is_better"],
+            config.trials,
+            config.seed,
+        )
+        for base in bases
+    ]
+    run_info = {
+        "command": "tune",
+        "config": config.to_dict(),
+        "resolved": {
+            "tasks": tasks,
+            "models": models,
+            "seeds": seeds,
+            "trial_seed": trial_seed,
+            "device": str(device),
+            "workers": config.worker_count,
+        },
+        "environment": environment(device),
+        "plugins": [str(o) for o in registry.plugins],
+        "broken_plugins": [f"{b.origin}: {b.error}" for b in registry.broken],
+        "tasks": metas,
+        "tune": {
+            "trials": config.trials,
+            "trial_seed": trial_seed,
+            "final_seeds": seeds,
+            "storage": "tune/study.db",
+            "sampler": f"TPE (multivariate, {startup_trials(config.trials)} random startup "
+            "trials, reseeded from the trial number)",
+            "studies": {s.name: _space_text(s.space) for s in studies},
+        },
+        "started": dt.datetime.now().isoformat(timespec="seconds"),
+        "status": "running",
+    }
+    write_json(out / "run.json", run_info)
+    trial_total = len(studies) * config.trials
+    total = trial_total + len(studies) * len(seeds)
+    on_start(total, sum(min(s.finished, config.trials) for s in studies))
+    trial_records: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    summary: dict[str, dict[str, Any]] = {}
+    try:
+        run_trials(
+            studies,
+            trial_out,
+            workers=config.worker_count,
+            threads=config.threads,
+            registry=registry,
+            on_done=on_done,
+        )
+        trial_records = _trial_records(trial_out, studies)
+        write_frame(cells_frame(trial_records), out / "trials")
+        summary = _summaries(studies, trial_records)
+        plan = GridPlan(not_applicable=not_applicable)
+        for study in studies:
+            params = study.best_params()
+            if params is None:
+                on_notice(f"{study.base.task} x {study.base.model}: every trial failed")
+                continue
+            tuned = replace(study.base.recipe, **params)
+            for seed in seeds:
+                plan.cells.append(replace(study.base, seed=seed, recipe=tuned))
+        for task in tasks:
+            metas[task]["recipes"] = {
+                pair["model"]: pair for pair in summary.values() if pair["task"] == task
+            }
+        records = run_grid(
+            plan,
+            out,
+            workers=config.worker_count,
+            threads=config.threads,
+            save_models=config.save_models,
+            registry=registry,
+            on_start=lambda _, done: on_start(total, trial_total + done),
+            on_done=on_done,
+            on_notice=on_notice,
+        )
+        for pair in summary.values():
+            finals = [
+                r for r in records if (r["task"], r["model"]) == (pair["task"], pair["model"])
+            ]
+            pair["final_seeds"] = sorted(r["seed"] for r in finals)
+            pair["test_evaluations"] = pair["trial_test_evaluations"] + sum(
+                _test_evaluations(r) for r in finals
+            )
+        run_info["tune"]["pairs"] = summary
+        run_info["status"] = "finished"
+    except KeyboardInterrupt:
+        run_info["status"] = "interrupted"
+        raise
+    finally:
+        run_info["finished"] = dt.datetime.now().isoformat(timespec="seconds")
+        run_info["tasks"] = metas
+        write_json(out / "run.json", run_info)
+        if records:
+            write_report(out, records, metas)
+    return TuneResult(out=out, records=records, trials=trial_records, summary=summary)
+
+
+def _plan_pairs(
+    registry: Any, config: Any, tasks: list[str], models: list[str], device: str
+) -> tuple[list[Cell], list[tuple[Cell, str]]]:
+    """One base cell per applicable pair (seed: the trial seed), and the pairs that are not."""
+    for name, options in config.options.items():
+        registry.tasks[name].with_options(**options)  # check options of every named task
+    bases, not_applicable = [], []
+    for task_name in tasks:
+        options = dict(config.options.get(task_name, {}))
+        task = registry.tasks[task_name].with_options(**options)
+        recipe = task.recipe.with_overrides(**config.recipe_overrides())
+        space = recipe.search_space()
+        for name in space:
+            replace(recipe, **{name: _sample_value(space[name])})  # the space must make recipes
+        for model_name in models:
+            reason = registry.models[model_name].cannot_serve(task.shape)
+            for seed in config.seed_list if reason else [TRIAL_SEED_OFFSET + config.seed]:
+                cell = Cell(task_name, model_name, seed, recipe, device, options)
+                if reason:
+                    not_applicable.append((cell, reason))
+                else:
+                    bases.append(cell)
+    return bases, not_applicable
+
+
+def _sample_value(dimension: Dimension) -> Any:
+    return dimension.low if isinstance(dimension, LogUniform) else dimension.values[0]
+
+
+def _space_text(space: dict[str, Dimension]) -> dict[str, str]:
+    return {
+        name: f"log-uniform [{d.low:g}, {d.high:g}]"
+        if isinstance(d, LogUniform)
+        else "one of " + ", ".join(map(str, d.values))
+        for name, d in space.items()
+    }
+
+
+def _trial_records(trial_out: Path, studies: list[PairStudy]) -> list[dict[str, Any]]:
+    """Every finished trial's record, this session's and those of the runs it resumed."""
+    from optuna.trial import TrialState
+
+    records = []
+    for study in studies:
+        done = (TrialState.COMPLETE, TrialState.FAIL)
+        for trial in study.study.get_trials(deepcopy=False, states=done):
+            record = study.records.get(trial.number)
+            if record is None:
+                record = load_record(trial_out, study.trial_cell(trial.number, trial.params))
+            if record is not None:
+                records.append(record)
+    return records
+
+
+def _test_evaluations(record: dict[str, Any]) -> int:
+    """How often a cell looked at the test split: its own count, else 1 if it has test figures."""
+    if "test_evaluations" in record:
+        return int(record["test_evaluations"] or 0)
+    return int(any(k.startswith("test_") and record[k] is not None for k in record))
+
+
+def _summaries(
+    studies: list[PairStudy], trial_records: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Per pair: where its recipe came from, for run.json and the leaderboard."""
+    summary = {}
+    for study in studies:
+        mine = [
+            r
+            for r in trial_records
+            if (r["task"], r["model"]) == (study.base.task, study.base.model)
+        ]
+        summary[f"{study.base.task}__{study.base.model}"] = {
+            "task": study.base.task,
+            "model": study.base.model,
+            "origin": "tuned",
+            "study": study.name,
+            "trials": len(mine),
+            "failed_trials": sum(trial_score(r, study.primary_metric) is None for r in mine),
+            "trial_seed": study.base.seed,
+            "device_seconds": sum(float(r.get("wall_seconds") or 0.0) for r in mine),
+            "objective": objective_name(study.primary_metric),
+            "best_validation": study.best_value(),
+            "params": study.best_params(),
+            "trial_test_evaluations": sum(_test_evaluations(r) for r in mine),
+        }
+    return summary

@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,browser,ray]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,browser,ray,tune]'
 	touch $(STAMP)
 
 run: $(STAMP)  ## the main job: every task x model pair of the default grid

@@ -28,6 +28,7 @@ __all__ = [
     "TaskData",
     "TaskShape",
     "run",
+    "tune",
 ]
 
 
@@ -36,3 +37,12 @@ def run(*args, **kwargs):
     from harness.api import run as _run
 
     return _run(*args, **kwargs)
+
+
+def tune(*args, **kwargs):
+    """Tune every task x model pair, re-run the best on the seeds (see ``harness.tuning.tune``).
+
+    Needs optuna (``pip install 'harness[tune]'``)."""
+    from harness.tuning import tune as _tune
+
+    return _tune(*args, **kwargs)

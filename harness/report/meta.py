@@ -38,6 +38,9 @@ class TaskMeta:
     plugin: str = ""
     optimum: dict[str, float] = field(default_factory=dict)
     baselines: list[Reference] = field(default_factory=list)
+    #: model -> where its recipe came from, for models `harness tune` tuned (trials,
+    #: device-seconds, the chosen hyperparameters); a model not here ran the task's default.
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def direction(self) -> str:

@@ -65,6 +65,7 @@ def aggregate(cells: pd.DataFrame, task: str, meta: TaskMeta) -> pd.DataFrame:
             if column.startswith("task_") and column not in numeric:
                 values = group[column].dropna().tolist()
                 row[column] = _summarize_labels(values)
+        row["recipe"], row["hyperparameters"] = recipe_origin(meta, str(model), group)
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -188,7 +189,7 @@ def higher_is_better(metric: str, meta: TaskMeta) -> bool | None:
 #: ``task_`` prefix, so it never overwrites one of them.
 RESERVED_LABELS = {
     "rank", "model", "n", "separable", "gap to best", "val", "train", "best_epoch", *SPEED,
-    "params_vs_median", "P(beats next)",
+    "params_vs_median", "P(beats next)", "recipe", "hyperparameters",
     *(c for group in SHOWN for c in group),
 }  # fmt: skip
 
@@ -201,6 +202,35 @@ def column_label(column: str) -> str:
     short = column.removeprefix("task_")
     taken = short in RESERVED_LABELS or short.startswith(("gap_to_best_", "task_"))
     return column if taken else short
+
+
+DEFAULT_ORIGIN = "task default"
+#: Recipe fields named in the hyperparameters column of a model trained with the task default.
+NAMED_FIELDS = {"lr": "lr", "hidden_size": "hidden", "weight_decay": "wd"}
+
+
+def recipe_origin(meta: TaskMeta, model: str, cells: pd.DataFrame) -> tuple[str, str]:
+    """Where a model's recipe came from, and its hyperparameters, as two short labels.
+
+    A tuned model (``meta.recipes[model]``, written by `harness tune`) says how many trials
+    and device-seconds chose it; otherwise the task's default recipe, "with overrides" when a
+    flag such as ``--lr`` changed it.
+    """
+    tuned = meta.recipes.get(model)
+    if tuned and tuned.get("params") is not None:
+        origin = f"tuned: {tuned['trials']} trials, {tuned['device_seconds']:.0f} device-s"
+        return origin, _params_text(tuned["params"])
+    first = cells.iloc[0]
+    params = {f: first[f] for f in NAMED_FIELDS if f in cells and not pd.isna(first[f])}
+    changed = any(meta.recipe.get(f, value) != value for f, value in params.items())
+    return DEFAULT_ORIGIN + (" with overrides" if changed else ""), _params_text(params)
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    def value(v: Any) -> str:
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    return ", ".join(f"{NAMED_FIELDS.get(k, k)} {value(v)}" for k, v in params.items())
 
 
 def _primary_first(shown: dict[str, str], primary: str, beside: list[str]) -> dict[str, str]:
@@ -302,6 +332,8 @@ def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) ->
                 value = _fmt(row[column], row.get(f"{column}_ci95"), whole)
                 if not compact or len(value) <= 24:
                     shown[column_label(column)] = value
+        if not compact or any(frame["recipe"] != DEFAULT_ORIGIN):
+            shown["recipe"], shown["hyperparameters"] = row["recipe"], row["hyperparameters"]
         unit = "tokens/s" if meta.input_kind == "tokens" else "steps/s"
         for column in SPEED if not compact else ["params", "train_throughput"]:
             label = column.replace("_throughput", f" {unit}") if compact else column

@@ -359,6 +359,19 @@ class TuneResult:
         return pd.DataFrame(rows, columns=["task", "model", "seed", "status", "error"])
 
 
+def tune(config: Any = None, *, registry: Any = None, **settings: Any) -> Any:
+    """Tune and re-run a grid (``settings`` as in :class:`~harness.config.RunConfig`, plus
+    ``trials``); returns the final cells' table. The trials are in ``<run>/trials.csv``."""
+    import pandas as pd
+
+    from harness.config import load_config
+
+    if config is None:
+        config = load_config(None, settings)
+    result = execute_tune(config, registry=registry)
+    return pd.read_parquet(result.out / "cells.parquet")
+
+
 def execute_tune(
     config: Any,
     *,
@@ -376,7 +389,7 @@ def execute_tune(
     from harness.device import DeviceError, resolve_device
     from harness.plugins import load_plugins
     from harness.report import write_report
-    from harness.results import cells_frame
+    from harness.report.tables import cells_frame
 
     registry = registry or load_plugins()
     tasks, models = resolve_names(config, registry)

@@ -467,7 +467,10 @@ def execute_tune(
             on_done=on_done,
         )
         trial_records = _trial_records(trial_out, studies)
-        write_frame(cells_frame(trial_records), out / "trials")
+        trials = cells_frame(trial_records)
+        if "trial" in trials:  # beside the model, before the seed
+            trials.insert(3, "trial", trials.pop("trial"))
+        write_frame(trials, out / "trials")
         summary = _summaries(studies, trial_records)
         plan = GridPlan(not_applicable=not_applicable)
         for study in studies:

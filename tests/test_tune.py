@@ -179,3 +179,19 @@ def test_a_recipe_refuses_a_search_over_what_is_not_a_field():
         Recipe(epochs=1, batch_size=1, lr=0.01, search={"dropout": Choice(0.0, 0.1)})
     declared = Recipe(epochs=1, batch_size=1, lr=0.01, search={"epochs": Choice(10, 20)})
     assert declared.search_space() == {"epochs": Choice(10, 20)}
+
+
+def test_leaderboard_says_where_each_recipe_came_from():
+    from harness.report.ranking import recipe_origin
+
+    cells = pd.DataFrame([{"lr": 0.005, "hidden_size": 128, "weight_decay": 0.0}])
+    meta = {"recipe": {"lr": 0.005, "hidden_size": 128, "weight_decay": 0.0}}
+    assert recipe_origin(meta, "rnn", cells) == ("task default", "lr 0.005, hidden 128, wd 0")
+    overridden = {"recipe": {**meta["recipe"], "lr": 0.01}}
+    assert recipe_origin(overridden, "rnn", cells)[0] == "task default with overrides"
+    tuned = {
+        **meta,
+        "recipes": {"rnn": {"trials": 8, "device_seconds": 41.6, "params": {"lr": 0.0031}}},
+    }
+    assert recipe_origin(tuned, "rnn", cells) == ("tuned: 8 trials, 42 device-s", "lr 0.0031")
+    assert recipe_origin(tuned, "gru", cells)[0] == "task default"

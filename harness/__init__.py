@@ -40,9 +40,9 @@ def run(*args, **kwargs):
 
 
 def tune(*args, **kwargs):
-    """Tune every task x model pair, re-run the best on the seeds (see ``harness.tuning.tune``).
+    """Tune every task x model pair, re-run the best on the seeds (see ``harness.api.tune``).
 
     Needs optuna (``pip install 'harness[tune]'``)."""
-    from harness.tuning import tune as _tune
+    from harness.api import tune as _tune
 
     return _tune(*args, **kwargs)

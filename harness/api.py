@@ -280,6 +280,25 @@ def execute_run(
         return RunResult(out=folder.path, cells=cells, records=records, skipped_plugins=skipped)
 
 
+def tune(
+    config: RunConfig | None = None, *, registry: Registry | None = None, **settings: Any
+) -> pd.DataFrame:
+    """Tune every task x model pair (``settings`` as in :class:`RunConfig`, ``trials`` the
+    budget per pair), re-run each pair's best configuration on the seeds and return the final
+    cells' table; the trials are in ``<run>/trials.csv``. Needs optuna (``harness[tune]``)."""
+    from harness.tuning import tune as run_tune
+
+    return run_tune(config, registry=registry, **settings)
+
+
+def execute_tune(config: RunConfig, **callbacks: Any) -> Any:
+    """:func:`tune` with progress callbacks, as the command line runs it (see
+    :func:`harness.tuning.execute_tune`); a one-line error when optuna is missing."""
+    from harness.tuning import execute_tune as run_tune
+
+    return run_tune(config, **callbacks)
+
+
 def load_run(run_dir: str | Path) -> LoadedRun:
     """An earlier run folder read back: records, run.json, per-task metadata, leaderboards."""
     return LoadedRun.load(run_dir)

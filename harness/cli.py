@@ -204,9 +204,8 @@ def _tune(config_file: str | None, task_options: tuple[str, ...], **flags: Any) 
     Trials train on their own seed, never one of --seeds. A run folder given with --out (or
     --resume) continues where a killed tune stopped.
     """
-    from harness.tuning import execute_tune, require_optuna
+    from harness.api import execute_tune
 
-    require_optuna()
     _run(_config(config_file, task_options, flags), execute=execute_tune)
 
 

@@ -10,6 +10,9 @@
 <run>/plots/<task>_<kind>.png       figures
 <run>/report.html                   the self-contained report
 <run>/.lock                         held by the run writing to the folder
+<run>/tune/study.db                 `harness tune`: the Optuna studies (SQLite)
+<run>/tune/cells/<cell_id>.json     `harness tune`: one record per trial, laid out like cells/
+<run>/trials.{csv,parquet}          `harness tune`: the per-trial table
 ```
 
 A cell file that cannot be read (truncated, garbage, empty, not a record, a folder in its
@@ -218,6 +221,21 @@ class RunFolder:
                     temp.unlink()
                     swept += 1
         return swept
+
+    @property
+    def trials(self) -> RunFolder:
+        """Where `harness tune` writes its trials' records: ``tune/cells/``, as a run's cells."""
+        return RunFolder(self.path / "tune")
+
+    @property
+    def study_db(self) -> Path:
+        """`harness tune`'s Optuna studies (SQLite)."""
+        return self.path / "tune" / "study.db"
+
+    @property
+    def trials_table(self) -> Path:
+        """Stem of trials.csv / trials.parquet."""
+        return self.path / "trials"
 
     # -- reading and writing --------------------------------------------------------------
     def read_info(self) -> dict[str, Any]:

@@ -36,8 +36,9 @@ from typing import Any
 from harness.cells import STATUS_FAILED, STATUS_OK, Cell, base_record, execute_cell
 from harness.errors import HarnessError
 from harness.executors import make_executor
-from harness.runner import MAX_POOL_RESTARTS, GridPlan, load_record, run_grid, save_record
-from harness.storage import write_frame, write_json
+from harness.run_folder import RunFolder
+from harness.runner import MAX_POOL_RESTARTS, GridPlan, load_record, run_grid
+from harness.storage import write_frame
 from harness.task import Choice, Dimension, LogUniform, Recipe
 
 #: Trials train on seed ``TRIAL_SEED_OFFSET + --seed``, far from the seeds the final cells use
@@ -246,7 +247,7 @@ def _mix(seed: int, number: int) -> int:
 
 def run_trials(
     studies: list[PairStudy],
-    trial_out: Path,
+    trial_out: RunFolder,
     *,
     workers: int,
     threads: int | None,
@@ -321,11 +322,11 @@ def _finish(
     study: PairStudy,
     cell: TrialCell,
     record: dict[str, Any],
-    trial_out: Path,
+    trial_out: RunFolder,
     on_done: Callable[[dict[str, Any]], None],
 ) -> None:
     record = dict(record, trial=cell.trial)
-    save_record(trial_out, record)  # written before the study hears of it: nothing is lost
+    trial_out.write_record(record)  # written before the study hears of it: nothing is lost
     study.tell(cell, record)
     on_done(record)
 
@@ -369,7 +370,7 @@ def tune(config: Any = None, *, registry: Any = None, **settings: Any) -> Any:
     if config is None:
         config = load_config(None, settings)
     result = execute_tune(config, registry=registry)
-    return pd.read_parquet(result.out / "cells.parquet")
+    return pd.read_parquet(RunFolder(result.out).cells_parquet)
 
 
 def execute_tune(
@@ -406,18 +407,18 @@ def execute_tune(
         metas = {n: task_meta(registry, n, config.options.get(n, {}), seeds) for n in tasks}
     except ValueError as exc:  # a bad task option, recipe override or search space
         raise HarnessError(str(exc)) from None
-    out = output_folder(config)
-    trial_out = out / "tune"
-    trial_out.mkdir(exist_ok=True)
+    folder = output_folder(config)
+    trial_out = folder.trials
+    folder.study_db.parent.mkdir(exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{(trial_out / 'study.db').resolve()}")
+    storage = optuna.storages.RDBStorage(f"sqlite:///{folder.study_db.resolve()}")
     studies = [
         PairStudy(
             storage,
             base,
             base.recipe.search_space(),
-            metas[base.task]["primary_metric"],
-            metas[base.task]["higher_is_better"],
+            metas[base.task].primary_metric,
+            metas[base.task].higher_is_better,
             config.trials,
             config.seed,
         )
@@ -437,7 +438,7 @@ def execute_tune(
         "environment": environment(device),
         "plugins": [str(o) for o in registry.plugins],
         "broken_plugins": [f"{b.origin}: {b.error}" for b in registry.broken],
-        "tasks": metas,
+        "tasks": {name: meta.to_dict() for name, meta in metas.items()},
         "tune": {
             "trials": config.trials,
             "trial_seed": trial_seed,
@@ -450,7 +451,7 @@ def execute_tune(
         "started": dt.datetime.now().isoformat(timespec="seconds"),
         "status": "running",
     }
-    write_json(out / "run.json", run_info)
+    folder.write_info(run_info)
     trial_total = len(studies) * config.trials
     total = trial_total + len(studies) * len(seeds)
     on_start(total, sum(min(s.finished, config.trials) for s in studies))
@@ -470,7 +471,7 @@ def execute_tune(
         trials = cells_frame(trial_records)
         if "trial" in trials:  # beside the model, before the seed
             trials.insert(3, "trial", trials.pop("trial"))
-        write_frame(trials, out / "trials")
+        write_frame(trials, folder.trials_table)
         summary = _summaries(studies, trial_records)
         plan = GridPlan(not_applicable=not_applicable)
         for study in studies:
@@ -482,12 +483,11 @@ def execute_tune(
             for seed in seeds:
                 plan.cells.append(replace(study.base, seed=seed, recipe=tuned))
         for task in tasks:
-            metas[task]["recipes"] = {
-                pair["model"]: pair for pair in summary.values() if pair["task"] == task
-            }
+            recipes = {pair["model"]: pair for pair in summary.values() if pair["task"] == task}
+            metas[task] = replace(metas[task], recipes=recipes)
         records = run_grid(
             plan,
-            out,
+            folder,
             workers=config.worker_count,
             threads=config.threads,
             save_models=config.save_models,
@@ -511,11 +511,11 @@ def execute_tune(
         raise
     finally:
         run_info["finished"] = dt.datetime.now().isoformat(timespec="seconds")
-        run_info["tasks"] = metas
-        write_json(out / "run.json", run_info)
+        run_info["tasks"] = {name: meta.to_dict() for name, meta in metas.items()}
+        folder.write_info(run_info)
         if records:
-            write_report(out, records, metas)
-    return TuneResult(out=out, records=records, trials=trial_records, summary=summary)
+            write_report(folder, records, metas)
+    return TuneResult(out=folder.path, records=records, trials=trial_records, summary=summary)
 
 
 def _plan_pairs(
@@ -556,7 +556,7 @@ def _space_text(space: dict[str, Dimension]) -> dict[str, str]:
     }
 
 
-def _trial_records(trial_out: Path, studies: list[PairStudy]) -> list[dict[str, Any]]:
+def _trial_records(trial_out: RunFolder, studies: list[PairStudy]) -> list[dict[str, Any]]:
     """Every finished trial's record, this session's and those of the runs it resumed."""
     from optuna.trial import TrialState
 

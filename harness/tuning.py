@@ -37,7 +37,7 @@ from harness.cells import STATUS_FAILED, STATUS_OK, Cell, base_record, execute_c
 from harness.errors import HarnessError
 from harness.executors import make_executor
 from harness.run_folder import RunFolder
-from harness.runner import MAX_POOL_RESTARTS, GridPlan, load_record, run_grid
+from harness.runner import MAX_POOL_RESTARTS, GridPlan, load_record, plan_grid, run_grid
 from harness.storage import write_frame
 from harness.task import Choice, Dimension, LogUniform, Recipe
 
@@ -416,7 +416,7 @@ def execute_tune(
         PairStudy(
             storage,
             base,
-            base.recipe.search_space(),
+            search_space(base.recipe, config),
             metas[base.task].primary_metric,
             metas[base.task].higher_is_better,
             config.trials,
@@ -521,30 +521,51 @@ def execute_tune(
 def _plan_pairs(
     registry: Any, config: Any, tasks: list[str], models: list[str], device: str
 ) -> tuple[list[Cell], list[tuple[Cell, str]]]:
-    """One base cell per applicable pair (seed: the trial seed), and the pairs that are not."""
+    """The base cell of each applicable pair, planned as `harness run` plans its grid but on
+    the trial seed; and the pairs that are not applicable, on the final seeds."""
     for name, options in config.options.items():
         registry.tasks[name].with_options(**options)  # check options of every named task
-    bases, not_applicable = [], []
-    for task_name in tasks:
-        options = dict(config.options.get(task_name, {}))
-        task = registry.tasks[task_name].with_options(**options)
-        recipe = task.recipe.with_overrides(**config.recipe_overrides())
-        space = recipe.search_space()
-        for name in space:
-            replace(recipe, **{name: _sample_value(space[name])})  # the space must make recipes
-        for model_name in models:
-            reason = registry.models[model_name].cannot_serve(task.shape)
-            for seed in config.seed_list if reason else [TRIAL_SEED_OFFSET + config.seed]:
-                cell = Cell(task_name, model_name, seed, recipe, device, options)
-                if reason:
-                    not_applicable.append((cell, reason))
-                else:
-                    bases.append(cell)
-    return bases, not_applicable
+    trial_seed = TRIAL_SEED_OFFSET + config.seed
+    plan = plan_grid(
+        registry,
+        tasks,
+        models,
+        [trial_seed],
+        device,
+        config.recipe_overrides(),
+        config.options,
+    )
+    for cell in plan.cells:
+        check_space(cell.recipe, search_space(cell.recipe, config))
+    not_applicable = [
+        (replace(cell, seed=seed), reason)
+        for cell, reason in plan.not_applicable
+        for seed in config.seed_list
+    ]
+    return plan.cells, not_applicable
 
 
-def _sample_value(dimension: Dimension) -> Any:
-    return dimension.low if isinstance(dimension, LogUniform) else dimension.values[0]
+def search_space(recipe: Recipe, config: Any) -> dict[str, Dimension]:
+    """The recipe's search space; without the hidden size when ``--params`` fixes it."""
+    space = recipe.search_space()
+    if getattr(config, "params", None) is not None:
+        space.pop("hidden_size", None)
+    return space
+
+
+def check_space(recipe: Recipe, space: dict[str, Dimension]) -> None:
+    """Every value the space can give must make a valid recipe (``ValueError`` otherwise)."""
+    for name, dimension in space.items():
+        values = (
+            (dimension.low, dimension.high)
+            if isinstance(dimension, LogUniform)
+            else dimension.values
+        )
+        for value in values:
+            try:
+                replace(recipe, **{name: value})
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"search space: {name}={value!r} makes no recipe: {exc}") from None
 
 
 def _space_text(space: dict[str, Dimension]) -> dict[str, str]:

@@ -226,6 +226,23 @@ def recipe_origin(meta: TaskMeta, model: str, cells: pd.DataFrame) -> tuple[str,
     return DEFAULT_ORIGIN + (" with overrides" if changed else ""), _params_text(params)
 
 
+def tuning_notes(meta: TaskMeta) -> list[str]:
+    """How the tuned models' recipes were chosen, one line per model, for the markdown."""
+    lines = []
+    for model, pair in meta.recipes.items():
+        if pair.get("params") is None:
+            continue
+        lines.append(
+            f"- `{model}` tuned by `harness tune`: {pair['trials']} trials on seed "
+            f"{pair['trial_seed']} scored by `{pair['objective']}` on the validation split "
+            f"(best {_fmt(pair['best_validation'])}), {pair['device_seconds']:.0f} device-seconds; "
+            f"re-run on seeds {', '.join(map(str, pair.get('final_seeds', [])))}; test split "
+            f"evaluated {pair.get('test_evaluations', '?')} times in all, "
+            f"{pair.get('trial_test_evaluations', '?')} of them in the trials"
+        )
+    return lines
+
+
 def _params_text(params: dict[str, Any]) -> str:
     def value(v: Any) -> str:
         return f"{v:.3g}" if isinstance(v, float) else str(v)
@@ -401,6 +418,7 @@ def markdown(cells: pd.DataFrame, metas: dict[str, TaskMeta]) -> str:
         for baseline in meta.baselines:
             if baseline.description:
                 parts.append(f"- {md_code(f'({baseline.name})')}: {md_text(baseline.description)}")
+        parts += tuning_notes(meta)
         parts.append("")
     unfinished = cells[cells["status"] != "ok"]
     if not unfinished.empty:

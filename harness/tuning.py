@@ -24,8 +24,9 @@ import datetime as dt
 import hashlib
 import json
 import math
+import os
 import warnings
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -35,9 +36,16 @@ from typing import Any
 
 from harness.cells import STATUS_FAILED, STATUS_OK, Cell, base_record, execute_cell
 from harness.errors import HarnessError
-from harness.executors import make_executor
+from harness.executors import CellLost, Executor, make_executor
 from harness.run_folder import RunFolder
-from harness.runner import MAX_POOL_RESTARTS, GridPlan, load_record, plan_grid, run_grid
+from harness.runner import (
+    MAX_CELL_LOSSES,
+    MAX_POOL_RESTARTS,
+    GridPlan,
+    load_record,
+    plan_grid,
+    run_grid,
+)
 from harness.storage import write_frame
 from harness.task import Choice, Dimension, LogUniform, Recipe
 
@@ -248,19 +256,22 @@ def _mix(seed: int, number: int) -> int:
 def run_trials(
     studies: list[PairStudy],
     trial_out: RunFolder,
+    start: Callable[[], Executor],
     *,
-    workers: int,
-    threads: int | None,
     registry: Any = None,
     on_done: Callable[[dict[str, Any]], None] = lambda record: None,
 ) -> None:
-    """Run every study to its budget on one executor.
+    """Run every study to its budget on one executor from ``start`` (the factory `harness run`
+    uses, so ``--executor`` and ``--workers`` mean the same here).
 
-    Each pair asks for a batch of trials (enough for every worker to have one when the pairs
-    are fewer than the workers), and asks again once its batch is told, so the pool stays full
-    while each study still sees its earlier results before its next suggestion.
+    Each pair asks for a batch of trials (enough to fill the executor when the pairs are fewer
+    than its slots) and asks again once its batch is told, so the executor stays busy while
+    each study still sees its earlier results before its next suggestions.
     """
-    batch = max(1, -(-workers // max(1, len(studies))))
+    if all(study.finished >= study.budget for study in studies):
+        return
+    executor = start()
+    batch = max(1, -(-executor.capacity // max(1, len(studies))))
     queue: deque[tuple[PairStudy, TrialCell]] = deque()
 
     def feed(study: PairStudy, cells: list[TrialCell]) -> None:
@@ -275,21 +286,16 @@ def run_trials(
                     on_done(record)
             cells = [] if study.in_flight else study.ask(batch)
 
-    for study in studies:
-        feed(study, study.unfinished() or study.ask(batch))
-
-    if not queue:
-        return
-    executor = make_executor(workers, threads)
-    in_process = workers == 1
-    capacity = 1 if in_process else workers + 1
     running: dict[Future, tuple[PairStudy, TrialCell]] = {}
+    losses: Counter[str] = Counter()
     restarts = 0
     try:
+        for study in studies:
+            feed(study, study.unfinished() or study.ask(batch))
         while queue or running:
-            while queue and len(running) < capacity:
+            while queue and len(running) < executor.capacity:
                 study, cell = queue.popleft()
-                args = (cell, registry if in_process else None, False)
+                args = (cell, registry if executor.in_process else None, False)
                 running[executor.submit(execute_cell, *args)] = (study, cell)
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             broken = False
@@ -301,21 +307,31 @@ def run_trials(
                     broken = True
                     queue.appendleft((study, cell))
                     continue
+                except CellLost as exc:  # its process or node died: submit it again
+                    losses[cell.cell_id] += 1
+                    if losses[cell.cell_id] <= MAX_CELL_LOSSES:
+                        queue.appendleft((study, cell))
+                        continue
+                    record = _failed(cell, f"lost {losses[cell.cell_id]} times: {exc}")
                 _finish(study, cell, record, trial_out, on_done)
                 if not study.in_flight:
                     feed(study, study.ask(batch))
-            if broken:  # a worker died: the pool is gone; the cells it held run again
+            if broken:  # a pool worker died: the pool is gone; the trials it held run again
                 restarts += 1
                 queue.extendleft(reversed(list(running.values())))
                 running.clear()
                 executor.shutdown(cancel=True)
                 if restarts > MAX_POOL_RESTARTS:
                     _give_up(queue, trial_out, on_done, feed, batch)
-                executor = make_executor(workers, threads)
+                executor = start()
     except BaseException:
         executor.shutdown(cancel=True)
         raise
     executor.shutdown()
+
+
+def _failed(cell: TrialCell, error: str) -> dict[str, Any]:
+    return dict(base_record(cell), status=STATUS_FAILED, error=error, curve=[])
 
 
 def _finish(
@@ -335,8 +351,7 @@ def _give_up(queue, trial_out, on_done, feed, batch) -> None:
     """After repeated worker deaths, record the trials still waiting as failed."""
     while queue:
         study, cell = queue.popleft()
-        error = "worker process died repeatedly while running this trial"
-        record = dict(base_record(cell), status=STATUS_FAILED, error=error, curve=[])
+        record = _failed(cell, "worker process died repeatedly while running this trial")
         _finish(study, cell, record, trial_out, on_done)
         if not study.in_flight:
             feed(study, study.ask(batch))
@@ -389,8 +404,9 @@ def execute_tune(
     from harness.api import environment, output_folder, resolve_names, task_meta
     from harness.device import DeviceError, resolve_device
     from harness.plugins import load_plugins
-    from harness.report import write_report
+    from harness.report import LoadedRun, write_report
     from harness.report.tables import cells_frame
+    from harness.run_folder import FORMAT_VERSION
 
     registry = registry or load_plugins()
     tasks, models = resolve_names(config, registry)
@@ -462,8 +478,13 @@ def execute_tune(
         run_trials(
             studies,
             trial_out,
-            workers=config.worker_count,
-            threads=config.threads,
+            lambda: make_executor(
+                config.executor,
+                workers=min(config.worker_count, os.cpu_count() or 1),
+                threads=config.threads,
+                ray_address=config.ray_address,
+                gpus_per_cell=config.gpus_per_cell,
+            ),
             registry=registry,
             on_done=on_done,
         )
@@ -488,8 +509,11 @@ def execute_tune(
         records = run_grid(
             plan,
             folder,
-            workers=config.worker_count,
+            workers=config.workers,
             threads=config.threads,
+            executor=config.executor,
+            ray_address=config.ray_address,
+            gpus_per_cell=config.gpus_per_cell,
             save_models=config.save_models,
             registry=registry,
             on_start=lambda _, done: on_start(total, trial_total + done),
@@ -514,7 +538,7 @@ def execute_tune(
         run_info["tasks"] = {name: meta.to_dict() for name, meta in metas.items()}
         folder.write_info(run_info)
         if records:
-            write_report(folder, records, metas)
+            write_report(LoadedRun(folder, {"format_version": FORMAT_VERSION, **run_info}, records))
     return TuneResult(out=folder.path, records=records, trials=trial_records, summary=summary)
 
 

@@ -424,122 +424,126 @@ def execute_tune(
     except ValueError as exc:  # a bad task option, recipe override or search space
         raise HarnessError(str(exc)) from None
     folder = output_folder(config)
-    trial_out = folder.trials
-    folder.study_db.parent.mkdir(exist_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{folder.study_db.resolve()}")
-    studies = [
-        PairStudy(
-            storage,
-            base,
-            search_space(base.recipe, config),
-            metas[base.task].primary_metric,
-            metas[base.task].higher_is_better,
-            config.trials,
-            config.seed,
-        )
-        for base in bases
-    ]
-    run_info = {
-        "command": "tune",
-        "config": config.to_dict(),
-        "resolved": {
-            "tasks": tasks,
-            "models": models,
-            "seeds": seeds,
-            "trial_seed": trial_seed,
-            "device": str(device),
-            "workers": config.worker_count,
-        },
-        "environment": environment(device),
-        "plugins": [str(o) for o in registry.plugins],
-        "broken_plugins": [f"{b.origin}: {b.error}" for b in registry.broken],
-        "tasks": {name: meta.to_dict() for name, meta in metas.items()},
-        "tune": {
-            "trials": config.trials,
-            "trial_seed": trial_seed,
-            "final_seeds": seeds,
-            "storage": "tune/study.db",
-            "sampler": f"TPE (multivariate, {startup_trials(config.trials)} random startup "
-            "trials, reseeded from the trial number)",
-            "studies": {s.name: _space_text(s.space) for s in studies},
-        },
-        "started": dt.datetime.now().isoformat(timespec="seconds"),
-        "status": "running",
-    }
-    folder.write_info(run_info)
-    trial_total = len(studies) * config.trials
-    total = trial_total + len(studies) * len(seeds)
-    on_start(total, sum(min(s.finished, config.trials) for s in studies))
-    trial_records: list[dict[str, Any]] = []
-    records: list[dict[str, Any]] = []
-    summary: dict[str, dict[str, Any]] = {}
-    try:
-        run_trials(
-            studies,
-            trial_out,
-            lambda: make_executor(
-                config.executor,
-                workers=min(config.worker_count, os.cpu_count() or 1),
+    with folder.locked():  # one run or tune writes to a folder at a time
+        folder.sweep_stale_temp_files()
+        trial_out = folder.trials
+        folder.study_db.parent.mkdir(exist_ok=True)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage = optuna.storages.RDBStorage(f"sqlite:///{folder.study_db.resolve()}")
+        studies = [
+            PairStudy(
+                storage,
+                base,
+                search_space(base.recipe, config),
+                metas[base.task].primary_metric,
+                metas[base.task].higher_is_better,
+                config.trials,
+                config.seed,
+            )
+            for base in bases
+        ]
+        run_info = {
+            "command": "tune",
+            "config": config.to_dict(),
+            "resolved": {
+                "tasks": tasks,
+                "models": models,
+                "seeds": seeds,
+                "trial_seed": trial_seed,
+                "device": str(device),
+                "workers": config.worker_count,
+            },
+            "environment": environment(device),
+            "plugins": [str(o) for o in registry.plugins],
+            "broken_plugins": [f"{b.origin}: {b.error}" for b in registry.broken],
+            "tasks": {name: meta.to_dict() for name, meta in metas.items()},
+            "tune": {
+                "trials": config.trials,
+                "trial_seed": trial_seed,
+                "final_seeds": seeds,
+                "storage": "tune/study.db",
+                "sampler": f"TPE (multivariate, {startup_trials(config.trials)} random startup "
+                "trials, reseeded from the trial number)",
+                "studies": {s.name: _space_text(s.space) for s in studies},
+            },
+            "started": dt.datetime.now().isoformat(timespec="seconds"),
+            "status": "running",
+        }
+        folder.write_info(run_info)
+        trial_total = len(studies) * config.trials
+        total = trial_total + len(studies) * len(seeds)
+        on_start(total, sum(min(s.finished, config.trials) for s in studies))
+        trial_records: list[dict[str, Any]] = []
+        records: list[dict[str, Any]] = []
+        summary: dict[str, dict[str, Any]] = {}
+        try:
+            run_trials(
+                studies,
+                trial_out,
+                lambda: make_executor(
+                    config.executor,
+                    workers=min(config.worker_count, os.cpu_count() or 1),
+                    threads=config.threads,
+                    ray_address=config.ray_address,
+                    gpus_per_cell=config.gpus_per_cell,
+                ),
+                registry=registry,
+                on_done=on_done,
+            )
+            trial_records = _trial_records(trial_out, studies)
+            trials = cells_frame(trial_records)
+            if "trial" in trials:  # beside the model, before the seed
+                trials.insert(3, "trial", trials.pop("trial"))
+            write_frame(trials, folder.trials_table)
+            summary = _summaries(studies, trial_records)
+            plan = GridPlan(not_applicable=not_applicable)
+            for study in studies:
+                params = study.best_params()
+                if params is None:
+                    on_notice(f"{study.base.task} x {study.base.model}: every trial failed")
+                    continue
+                tuned = replace(study.base.recipe, **params)
+                for seed in seeds:
+                    plan.cells.append(replace(study.base, seed=seed, recipe=tuned))
+            for task in tasks:
+                recipes = {pair["model"]: pair for pair in summary.values() if pair["task"] == task}
+                metas[task] = replace(metas[task], recipes=recipes)
+            records = run_grid(
+                plan,
+                folder,
+                workers=config.workers,
                 threads=config.threads,
+                executor=config.executor,
                 ray_address=config.ray_address,
                 gpus_per_cell=config.gpus_per_cell,
-            ),
-            registry=registry,
-            on_done=on_done,
-        )
-        trial_records = _trial_records(trial_out, studies)
-        trials = cells_frame(trial_records)
-        if "trial" in trials:  # beside the model, before the seed
-            trials.insert(3, "trial", trials.pop("trial"))
-        write_frame(trials, folder.trials_table)
-        summary = _summaries(studies, trial_records)
-        plan = GridPlan(not_applicable=not_applicable)
-        for study in studies:
-            params = study.best_params()
-            if params is None:
-                on_notice(f"{study.base.task} x {study.base.model}: every trial failed")
-                continue
-            tuned = replace(study.base.recipe, **params)
-            for seed in seeds:
-                plan.cells.append(replace(study.base, seed=seed, recipe=tuned))
-        for task in tasks:
-            recipes = {pair["model"]: pair for pair in summary.values() if pair["task"] == task}
-            metas[task] = replace(metas[task], recipes=recipes)
-        records = run_grid(
-            plan,
-            folder,
-            workers=config.workers,
-            threads=config.threads,
-            executor=config.executor,
-            ray_address=config.ray_address,
-            gpus_per_cell=config.gpus_per_cell,
-            save_models=config.save_models,
-            registry=registry,
-            on_start=lambda _, done: on_start(total, trial_total + done),
-            on_done=on_done,
-            on_notice=on_notice,
-        )
-        for pair in summary.values():
-            finals = [
-                r for r in records if (r["task"], r["model"]) == (pair["task"], pair["model"])
-            ]
-            pair["final_seeds"] = sorted(r["seed"] for r in finals)
-            pair["test_evaluations"] = pair["trial_test_evaluations"] + sum(
-                _test_evaluations(r) for r in finals
+                save_models=config.save_models,
+                registry=registry,
+                on_start=lambda _, done: on_start(total, trial_total + done),
+                on_done=on_done,
+                on_notice=on_notice,
             )
-        run_info["tune"]["pairs"] = summary
-        run_info["status"] = "finished"
-    except KeyboardInterrupt:
-        run_info["status"] = "interrupted"
-        raise
-    finally:
-        run_info["finished"] = dt.datetime.now().isoformat(timespec="seconds")
-        run_info["tasks"] = {name: meta.to_dict() for name, meta in metas.items()}
-        folder.write_info(run_info)
-        if records:
-            write_report(LoadedRun(folder, {"format_version": FORMAT_VERSION, **run_info}, records))
-    return TuneResult(out=folder.path, records=records, trials=trial_records, summary=summary)
+            for pair in summary.values():
+                finals = [
+                    r for r in records if (r["task"], r["model"]) == (pair["task"], pair["model"])
+                ]
+                pair["final_seeds"] = sorted(r["seed"] for r in finals)
+                pair["test_evaluations"] = pair["trial_test_evaluations"] + sum(
+                    _test_evaluations(r) for r in finals
+                )
+            run_info["tune"]["pairs"] = summary
+            run_info["status"] = "finished"
+        except KeyboardInterrupt:
+            run_info["status"] = "interrupted"
+            raise
+        finally:
+            run_info["finished"] = dt.datetime.now().isoformat(timespec="seconds")
+            run_info["tasks"] = {name: meta.to_dict() for name, meta in metas.items()}
+            folder.write_info(run_info)
+            if records:
+                write_report(
+                    LoadedRun(folder, {"format_version": FORMAT_VERSION, **run_info}, records)
+                )
+        return TuneResult(out=folder.path, records=records, trials=trial_records, summary=summary)
 
 
 def _plan_pairs(

@@ -103,7 +103,7 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     multiple=True,
     metavar="FIELD=VALUE",
     help=f"Override any recipe field for every task, e.g. batch_size=32, clip=none (repeat). "
-    f"Fields: {', '.join(f.name for f in dataclasses.fields(Recipe))}.",
+    f"Fields: {', '.join(f.name for f in dataclasses.fields(Recipe) if f.name != 'search')}.",
 )
 @click.option(
     "--params",

@@ -21,10 +21,13 @@ NONE_WORDS = ("none", "null")
 
 @cache
 def recipe_fields() -> dict[str, tuple[type, bool]]:
-    """Each Recipe field's value type and whether it may be None."""
+    """Each Recipe field's value type and whether it may be None (not ``search``: the space
+    `harness tune` searches is the task's to declare, not a setting of a cell)."""
     hints = typing.get_type_hints(Recipe)
     found = {}
     for item in dataclasses.fields(Recipe):
+        if item.name == "search":
+            continue
         hint = hints[item.name]
         args = typing.get_args(hint)
         union = typing.get_origin(hint) in (typing.Union, types.UnionType)

@@ -88,7 +88,7 @@ def trial_score(record: dict[str, Any], primary_metric: str) -> float | None:
     """A finished trial's validation score, or ``None`` (failed, diverged, not a number)."""
     if record.get("status") != STATUS_OK:
         return None
-    value = record.get(objective_name(primary_metric), record.get(primary_metric))  # TODO i8
+    value = record.get(objective_name(primary_metric))
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
@@ -177,7 +177,7 @@ class PairStudy:
     def trial_cell(self, number: int, params: dict[str, Any]) -> TrialCell:
         recipe = replace(self.base.recipe, **params)
         fields = {f: getattr(self.base, f) for f in self.base.__dataclass_fields__}
-        return TrialCell(**{**fields, "recipe": recipe, "trial": number})
+        return TrialCell(**{**fields, "recipe": recipe, "trial": number, "evaluate_test": False})
 
     def unfinished(self) -> list[TrialCell]:
         """Trials a killed tune asked for but never finished: they run again, same parameters."""
@@ -419,8 +419,10 @@ def execute_tune(
     if trial_seed in seeds:
         raise HarnessError(f"seeds reach the trial seed {trial_seed}: use fewer or lower seeds")
     try:
-        bases, not_applicable = _plan_pairs(registry, config, tasks, models, str(device))
+        bases, not_applicable, sizes = _plan_pairs(registry, config, tasks, models, str(device))
         metas = {n: task_meta(registry, n, config.options.get(n, {}), seeds) for n in tasks}
+        for name, sized in sizes.items():  # with --params: the hidden size of each model
+            metas[name] = replace(metas[name], params_target=config.params, sizes=sized)
     except ValueError as exc:  # a bad task option, recipe override or search space
         raise HarnessError(str(exc)) from None
     folder = output_folder(config)
@@ -548,7 +550,7 @@ def execute_tune(
 
 def _plan_pairs(
     registry: Any, config: Any, tasks: list[str], models: list[str], device: str
-) -> tuple[list[Cell], list[tuple[Cell, str]]]:
+) -> tuple[list[Cell], list[tuple[Cell, str]], dict[str, Any]]:
     """The base cell of each applicable pair, planned as `harness run` plans its grid but on
     the trial seed; and the pairs that are not applicable, on the final seeds."""
     for name, options in config.options.items():
@@ -562,6 +564,9 @@ def _plan_pairs(
         device,
         config.recipe_overrides(),
         config.options,
+        select=config.select,
+        patience=config.patience,
+        params=config.params,
     )
     for cell in plan.cells:
         check_space(cell.recipe, search_space(cell.recipe, config))
@@ -570,7 +575,7 @@ def _plan_pairs(
         for cell, reason in plan.not_applicable
         for seed in config.seed_list
     ]
-    return plan.cells, not_applicable
+    return plan.cells, not_applicable, plan.sizes
 
 
 def search_space(recipe: Recipe, config: Any) -> dict[str, Dimension]:

@@ -26,7 +26,7 @@ TUNE = [
 ]  # fmt: skip
 PAIRS = [("hello", "rnn"), ("hello", "gru")]
 SEARCHED = ["lr", "hidden_size", "weight_decay"]
-OBJECTIVE = "test_accuracy"  # until the validation split lands: then val_accuracy
+OBJECTIVE = "val_accuracy"  # hello's primary metric, on the validation split
 
 
 def start(out: Path) -> subprocess.Popen:
@@ -64,6 +64,25 @@ def clean_tune(tmp_path_factory):
     return out, stdout
 
 
+def test_trial_records_hold_no_test_metric(clean_tune):
+    out, _ = clean_tune
+    records = [json.loads(p.read_text()) for p in trial_files(out)]
+    assert len(records) == TRIALS * len(PAIRS)
+    for record in records:
+        assert record["status"] == "ok"
+        assert record["test_evaluations"] == 0
+        tested = [k for k, v in record.items() if k.startswith("test_") and v is not None]
+        assert tested == ["test_evaluations"], record["cell_id"]
+        assert not [k for k in record if k.startswith("task_")]  # own metrics score the test split
+        assert record[OBJECTIVE] is not None
+    trials = trial_table(out)
+    assert not [
+        c
+        for c in trials.columns
+        if c.startswith("test_") and trials[c].notna().any() and c != "test_evaluations"
+    ]
+
+
 def test_final_cells_use_fresh_seeds_and_the_best_trial(clean_tune):
     out, stdout = clean_tune
     trials = trial_table(out)
@@ -74,6 +93,7 @@ def test_final_cells_use_fresh_seeds_and_the_best_trial(clean_tune):
     for task, model in PAIRS:
         pair = info["tune"]["pairs"][f"{task}__{model}"]
         assert pair["trials"] == TRIALS
+        assert pair["test_evaluations"] == 2  # one per final seed, none in the trials
         mine = trials[trials["model"] == model]
         best = mine[OBJECTIVE].max()
         assert pair["best_validation"] == pytest.approx(best)

@@ -15,11 +15,10 @@ import torch
 
 from harness.device import device_name, synchronize
 from harness.task import TaskShape
+from harness.timing import WARMUP_ROUNDS
 
 #: The shape the scaling sweep feeds its models: one real feature in, one value out.
 SWEEP_SHAPE = TaskShape("values", 1, "values", 1)
-#: Warm-up rounds before the timed ones: the first calls pay allocator and autograd set-up.
-WARMUP_ROUNDS = 3
 
 
 def environment(device: torch.device) -> dict[str, Any]:
@@ -75,17 +74,3 @@ def measure(
     if benchmark.stats is not None:  # None under --benchmark-disable: nothing was timed
         median = benchmark.stats.stats.median
         benchmark.extra_info[f"{unit}_per_s"] = items / median if median > 0 else None
-
-
-def calibrated_rounds(
-    fn: Callable[[], Any], device: torch.device, budget_s: float, lo: int, hi: int
-) -> int:
-    """Rounds that fit ``fn`` into about ``budget_s``, from one untimed call (also a warm-up)."""
-    import time
-
-    synchronize(device)
-    started = time.perf_counter()
-    fn()
-    synchronize(device)
-    once = time.perf_counter() - started
-    return max(lo, min(hi, int(budget_s / max(once, 1e-9))))

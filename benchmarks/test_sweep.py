@@ -11,8 +11,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.support import SWEEP_SHAPE, calibrated_rounds, measure
+from benchmarks.support import SWEEP_SHAPE, measure
 from harness.task import Recipe
+from harness.timing import calibrated_rounds
 from harness.train import make_training_step
 
 BATCH = 32

@@ -28,7 +28,15 @@ from harness.overrides import recipe_from_text as recipe_from_text
 from harness.plugins import Registry, load_plugins
 from harness.report import LoadedRun, Reference, TaskMeta, rebuild, write_report
 from harness.run_folder import FORMAT_VERSION, RunFolder
-from harness.runner import plan_grid, run_grid
+from harness.runner import (
+    GridPlan,
+    earlier_costs,
+    estimate_cost,
+    plan_grid,
+    run_grid,
+    timing_specs,
+)
+from harness.timing import run_timing
 
 if TYPE_CHECKING:
     from harness.report.compare import Comparison
@@ -249,8 +257,13 @@ def execute_run(
         }
         folder.write_info(run_info)
         records: list[dict[str, Any]] = []
+        timings: list[dict[str, Any]] = []
 
         try:
+            if config.timing:
+                timings = _timing_phase(plan, folder, config, registry, run_info, on_notice)
+            earlier = earlier_costs(Path(config.results_dir))
+            by_pair = {t["pair_id"]: t for t in timings}
             records = run_grid(
                 plan,
                 folder,
@@ -264,6 +277,7 @@ def execute_run(
                 on_start=on_start,
                 on_done=on_done,
                 on_notice=on_notice,
+                cost=lambda cell: estimate_cost(cell, earlier, by_pair),
             )
             run_info["status"] = "finished"
         except KeyboardInterrupt:
@@ -297,6 +311,36 @@ def execute_tune(config: RunConfig, **callbacks: Any) -> Any:
     from harness.tuning import execute_tune as run_tune
 
     return run_tune(config, **callbacks)
+
+
+def _timing_phase(
+    plan: GridPlan,
+    folder: RunFolder,
+    config: RunConfig,
+    registry: Registry,
+    run_info: dict[str, Any],
+    on_notice: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """Time every pair's steps before any cell runs, so nothing else shares the cores."""
+    import time
+
+    from harness.executors import default_threads
+
+    workers = min(config.worker_count, os.cpu_count() or 1, len(plan.cells) or 1)
+    threads = config.threads or default_threads(config.executor, workers)
+    specs = timing_specs(plan, threads)
+    started = time.perf_counter()
+    timings = run_timing(specs, folder, registry)
+    run_info["timing"] = {
+        "pairs": len(specs),
+        "threads": threads,
+        "seconds": time.perf_counter() - started,
+        "failed": [t["pair_id"] for t in timings if t.get("error")],
+    }
+    for timing in timings:
+        if timing.get("error"):
+            on_notice(f"timing {timing['pair_id']} failed: {timing['error']}")
+    return timings
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:

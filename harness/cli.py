@@ -163,6 +163,12 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     "--save-models", is_flag=True, default=None, help="Keep each trained model's weights."
 )
 @click.option(
+    "--timing/--no-timing",
+    default=None,
+    help="Time each task x model pair's training and inference steps on their own, "
+    "before the cells run: the speed figures (default: on).",
+)
+@click.option(
     "-o",
     "--option",
     "task_options",

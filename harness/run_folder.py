@@ -4,6 +4,7 @@
 <run>/run.json                      settings, environment, plugins, task metadata, format version
 <run>/cells/<cell_id>.json          one record per finished cell, written atomically
 <run>/models/<cell_id>.pt           with --save-models: the trained weights
+<run>/timing/<task>__<model>.json   one timed pair (the speed figures), written atomically
 <run>/cells.{csv,parquet}           the per-cell table
 <run>/curves.{csv,parquet}          per-epoch curves
 <run>/leaderboard.{md,csv}          per-task leaderboards
@@ -157,6 +158,13 @@ class RunFolder:
         return f"models/{cell_id}.pt"
 
     @property
+    def timing_dir(self) -> Path:
+        return self.path / "timing"
+
+    def timing_file(self, pair_id: str) -> Path:
+        return self.timing_dir / f"{pair_id}.json"
+
+    @property
     def cells_table(self) -> Path:
         """Stem of cells.csv / cells.parquet."""
         return self.path / "cells"
@@ -283,6 +291,26 @@ class RunFolder:
             target = path.with_name(f"{path.name}.unreadable{n}")
         path.rename(target)
         return target
+
+    def read_timing(self, pair_id: str) -> dict[str, Any] | None:
+        """One pair's timing record, or ``None`` when it is missing or unreadable."""
+        try:
+            return json.loads(self.timing_file(pair_id).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def read_timings(self) -> list[dict[str, Any]]:
+        """Every readable timing record in the folder, in file-name order."""
+        records = []
+        for path in sorted(self.timing_dir.glob("*.json")):
+            try:
+                records.append(json.loads(path.read_text()))
+            except ValueError:
+                continue
+        return records
+
+    def write_timing(self, record: dict[str, Any]) -> None:
+        write_json(self.timing_file(record["pair_id"]), record)
 
     def write_record(self, record: dict[str, Any]) -> None:
         """Write a cell's record; its ``state_dict``, if any, goes to models/<cell_id>.pt."""

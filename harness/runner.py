@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import statistics
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness.cells import STATUS_NA, Cell, base_record, execute_cell
@@ -21,6 +23,7 @@ from harness.executors import CellLost, Executor, make_executor
 from harness.plugins import Registry
 from harness.run_folder import BadFile, RunFolder, UnreadableFile
 from harness.task import Recipe
+from harness.timing import TimingSpec
 
 MAX_POOL_RESTARTS = 3
 #: A cell whose worker process or node died this many times more is recorded as failed.
@@ -111,6 +114,52 @@ def _sized(
     return dataclasses.replace(recipe, hidden_size=hidden)
 
 
+def timing_specs(plan: GridPlan, threads: int) -> list[TimingSpec]:
+    """One timing per task x model pair of the plan (seeds share it), in plan order."""
+    specs: dict[str, TimingSpec] = {}
+    for cell in plan.cells:
+        spec = TimingSpec(
+            cell.task, cell.model, cell.recipe, cell.device, threads, cell.task_options
+        )
+        specs.setdefault(spec.pair_id, spec)
+    return list(specs.values())
+
+
+#: Seconds per epoch assumed for a cell with neither an earlier record nor a timing.
+ROUGH_EPOCH_SECONDS = 0.05
+#: How many of the newest earlier runs are read for the cost of a cell.
+EARLIER_RUNS = 20
+
+
+def earlier_costs(results_dir: Path | None) -> dict[str, float]:
+    """Wall seconds of finished cells in the newest earlier runs, keyed by config hash."""
+    costs: dict[str, list[float]] = {}
+    if results_dir is None or not results_dir.is_dir():
+        return {}
+    runs = sorted((p for p in results_dir.iterdir() if (p / "cells").is_dir()), reverse=True)
+    for run in runs[:EARLIER_RUNS]:
+        for record in RunFolder(run).read_records():
+            if record.get("status") == "ok" and record.get("wall_seconds"):
+                costs.setdefault(record["config_hash"], []).append(record["wall_seconds"])
+    return {key: statistics.median(values) for key, values in costs.items()}
+
+
+def estimate_cost(
+    cell: Cell, earlier: dict[str, float], timings: dict[str, dict[str, Any]]
+) -> float:
+    """Seconds a cell is expected to take: an earlier record of the same config, else its
+    pair's timed training step times the steps it will take (plus a quarter for evaluation),
+    else a rough guess from the epochs."""
+    known = earlier.get(cell.config_hash())
+    if known is not None:
+        return known
+    timing = timings.get(f"{cell.task}__{cell.model}") or {}
+    ms, batches = timing.get("train_ms_per_batch"), timing.get("batches_per_epoch")
+    if ms and batches:
+        return 1.25 * cell.recipe.epochs * batches * ms / 1000
+    return cell.recipe.epochs * ROUGH_EPOCH_SECONDS
+
+
 def load_record(folder: RunFolder, cell: Cell) -> dict[str, Any] | None:
     """A finished record of ``cell`` made under the same config, or ``None`` (also when its
     file cannot be read: the cell is run again)."""
@@ -143,6 +192,7 @@ def run_grid(
     on_start: Callable[[int, int], None] = lambda total, done: None,
     on_done: Callable[[dict[str, Any]], None] = lambda record: None,
     on_notice: Callable[[str], None] = lambda text: None,
+    cost: Callable[[Cell], float] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the plan's missing cells into ``out`` and return every cell's record.
 
@@ -151,7 +201,9 @@ def run_grid(
     the same cores and memory), with a notice; ``None`` means one per core, capped silently.
     ``registry`` is used only in-process; other processes and nodes discover plugins through
     entry points themselves. A worker killed mid-run breaks a pool: the cells it held are
-    resubmitted on a fresh pool. A cell whose Ray worker or node died is resubmitted.
+    resubmitted on a fresh pool. A cell whose Ray worker or node died is resubmitted. With
+    ``cost`` (a cell's expected seconds) cells are handed out longest first; records come back
+    in plan order either way.
     """
     records: dict[str, dict[str, Any]] = {}
     for cell, reason in plan.not_applicable:
@@ -203,10 +255,12 @@ def run_grid(
         records[cell.cell_id] = record
         on_done(record)
 
+    if cost is not None:
+        pending.sort(key=lambda cell: -cost(cell))
     restarts = 0
     while pending:
         broken = _run_pending(pending, out, start, save_models, registry, records, on_done, give_up)
-        pending = [cell for cell in plan.cells if cell.cell_id not in records]
+        pending = [cell for cell in pending if cell.cell_id not in records]
         if pending and broken:
             restarts += 1
         if pending and restarts > MAX_POOL_RESTARTS:

@@ -10,7 +10,6 @@ pickled back.
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,9 +175,6 @@ def train_cell(
     net.eval()
     scored, tolerance = task.scored_steps, task.accuracy_tolerance
     train = score(net, data.train_inputs, data.train_targets, shape.output_kind, tolerance, scored)
-    infer = _time_inference(net, data.val_inputs, recipe.batch_size, device)
-    n_train, steps_per_seq = data.train_inputs.shape[0], data.train_inputs.shape[1]
-    tokens_trained = len(curve) * n_train * steps_per_seq
     metrics: dict[str, Any] = {
         "train_loss": train["loss"],
         "train_perplexity": train["perplexity"],
@@ -190,10 +186,7 @@ def train_cell(
         "stopped_early": len(curve) < recipe.epochs,
         "test_evaluations": 0,
         "params": sum(p.numel() for p in net.parameters()),
-        "train_seconds": train_seconds,
-        "train_throughput": tokens_trained / train_seconds if train_seconds > 0 else None,
-        "infer_throughput": infer["throughput"],
-        "infer_ms_per_step": infer["ms_per_step"],
+        "train_seconds": train_seconds,  # training wall time (speed: the timing phase)
     }
     samples: dict[str, Any] = {}
     if evaluate_test:
@@ -317,29 +310,3 @@ def evaluate_on(
 def _batch_of(state: Any) -> int:
     tensor = state if isinstance(state, torch.Tensor) else state[0]
     return tensor.shape[1] if tensor.dim() == 3 else tensor.shape[0]
-
-
-@torch.no_grad()
-def _time_inference(
-    net: torch.nn.Module,
-    inputs: torch.Tensor,
-    batch_size: int,
-    device: torch.device,
-    repeats: int = 5,
-) -> dict[str, float]:
-    """Forward-only speed on one validation batch: warm up, then the median of timed repeats."""
-    batch = inputs[:batch_size]
-    net(batch, None)  # warm-up
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        started = time.perf_counter()
-        net(batch, None)
-        synchronize(device)
-        times.append(time.perf_counter() - started)
-    median = statistics.median(times)
-    steps = batch.shape[1]
-    return {
-        "throughput": batch.shape[0] * steps / median if median > 0 else math.inf,
-        "ms_per_step": 1000.0 * median / steps,
-    }

@@ -126,8 +126,11 @@ BAR_METRICS = [
     ("test_accuracy", "test accuracy"),
     ("test_perplexity", "test perplexity"),
     ("test_loss", "test loss"),
-    ("train_throughput", "training throughput (steps/s)"),
+    ("train_throughput", "training throughput"),
+    ("infer_throughput", "inference throughput"),
 ]
+#: Bars whose error bars are the timing phase's interquartile range, not a 95% interval.
+TIMED = {"train_throughput", "infer_throughput"}
 
 
 def metric_bars(
@@ -143,7 +146,12 @@ def metric_bars(
     axes = list(axes) if len(shown) > 1 else [axes]
     for ax, (metric, title) in zip(axes, shown):
         errors = board.get(f"{metric}_ci95")
-        if errors is not None and errors.notna().any():  # no bars at all with one seed
+        if metric in TIMED and f"{metric}_q1" in board:  # asymmetric: the quartiles
+            errors = [
+                (board[metric] - board[f"{metric}_q1"]).fillna(0).to_numpy(),
+                (board[f"{metric}_q3"] - board[metric]).fillna(0).to_numpy(),
+            ]
+        elif errors is not None and errors.notna().any():  # no bars at all with one seed
             errors = errors.fillna(0).to_numpy()
         else:
             errors = None
@@ -153,8 +161,10 @@ def metric_bars(
         # log only when values span a decade; perplexities all near 1 read better linear
         log = metric in ("test_loss", "test_perplexity") and (values > 0).all()
         log = log and values.max() / values.min() > 10
-        spread = 0 if errors is None else errors
-        low, high = float((values - spread).min()), float((values + spread).max())
+        below, above = (
+            (0, 0) if errors is None else (errors if isinstance(errors, list) else (errors, errors))
+        )
+        low, high = float((values - below).min()), float((values + above).max())
         _draw_references(ax, _references(meta, metric), low, high, log)
         if log:
             ax.set_yscale("log")
@@ -165,8 +175,10 @@ def metric_bars(
     unit = "tokens/s" if meta.input_kind == "tokens" else "steps/s"
     if meta.input_kind == "values" and "test_accuracy" in dict(shown):
         axes[0].set_title("test accuracy (within the task's tolerance)")
-    axes[-1].set_title(f"training throughput ({unit})")
-    fig.suptitle(f"{task}: test metrics and speed per model (mean, 95% CI over seeds)")
+    for ax, (metric, title) in zip(axes, shown):
+        if metric in TIMED:
+            ax.set_title(f"{title} ({unit})\nmedian, interquartile range")
+    fig.suptitle(f"{task}: test metrics (mean, 95% CI over seeds) and timed speed per model")
     fig.tight_layout()
     return fig
 

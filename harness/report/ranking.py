@@ -16,6 +16,7 @@ import pandas as pd
 
 from harness.escape import md_cell, md_code, md_text
 from harness.report.meta import TaskMeta
+from harness.timing import TIMING_COLUMNS
 
 #: Test metrics shown in every leaderboard, with their validation and training counterparts.
 SHOWN = [
@@ -23,7 +24,10 @@ SHOWN = [
     ("test_perplexity", "val_perplexity", "train_perplexity"),
     ("test_accuracy", "val_accuracy", "train_accuracy"),
 ]
-SPEED = ["params", "train_throughput", "infer_throughput"]
+#: Speed figures from the timing phase (median and interquartile range of timed rounds).
+SPEED = ["train_throughput", "infer_throughput", "train_ms_per_batch", "infer_ms_per_batch"]
+#: Taken once per model, not averaged over seeds: every seed of a pair shares its timing.
+_PER_PAIR = set(TIMING_COLUMNS)
 
 
 def interval(values: pd.Series) -> tuple[float, float, int]:
@@ -51,6 +55,7 @@ def aggregate(cells: pd.DataFrame, task: str, meta: TaskMeta) -> pd.DataFrame:
         c
         for c in ok.columns
         if c not in ("seed",)
+        and c not in _PER_PAIR
         and pd.api.types.is_numeric_dtype(pd.to_numeric(ok[c], errors="coerce"))
         and ok[c].notna().any()
         and ok[c].map(lambda v: not isinstance(v, (bool, str))).all()
@@ -62,6 +67,8 @@ def aggregate(cells: pd.DataFrame, task: str, meta: TaskMeta) -> pd.DataFrame:
             mean, half, n = interval(group[column])
             row[column], row[f"{column}_ci95"], row[f"{column}_n"] = mean, half, n
         for column in ok.columns:
+            if column in _PER_PAIR:
+                row[column] = pd.to_numeric(group[column], errors="coerce").median()
             if column.startswith("task_") and column not in numeric:
                 values = group[column].dropna().tolist()
                 row[column] = _summarize_labels(values)
@@ -188,7 +195,8 @@ def higher_is_better(metric: str, meta: TaskMeta) -> bool | None:
 #: Column labels the leaderboard itself uses: a task's own metric of the same name keeps its
 #: ``task_`` prefix, so it never overwrites one of them.
 RESERVED_LABELS = {
-    "rank", "model", "n", "separable", "gap to best", "val", "train", "best_epoch", *SPEED,
+    "rank", "model", "n", "separable", "gap to best", "val", "train", "best_epoch", "params",
+    "train_wall_seconds", *SPEED,
     "params_vs_median", "P(beats next)", "recipe", "hyperparameters",
     *(c for group in SHOWN for c in group),
 }  # fmt: skip
@@ -310,6 +318,21 @@ def _fmt(value: Any, half: Any = math.nan, whole: bool = False) -> str:
     return text
 
 
+def _fmt_spread(row: pd.Series, column: str, compact: bool) -> str:
+    """A timed median with its interquartile range: ``median [q1, q3]``, or ``median ±x%``
+    (half the range relative to the median) where space is short."""
+    median, q1, q3 = (row.get(column), row.get(f"{column}_q1"), row.get(f"{column}_q3"))
+    if median is None or pd.isna(median):
+        return ""
+    whole = "throughput" in column
+    text = _fmt(median, whole=whole)
+    if q1 is None or q3 is None or pd.isna(q1) or pd.isna(q3):
+        return text
+    if compact:
+        return f"{text} ±{50 * (q3 - q1) / median:.0f}%" if median else text
+    return f"{text} [{_fmt(q1, whole=whole)}, {_fmt(q3, whole=whole)}]"
+
+
 def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) -> pd.DataFrame:
     """The leaderboard as strings: test beside validation and train, gap to optimum, the
     selected epoch, speed, extras.
@@ -352,9 +375,16 @@ def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) ->
         if not compact or any(frame["recipe"] != DEFAULT_ORIGIN):
             shown["recipe"], shown["hyperparameters"] = row["recipe"], row["hyperparameters"]
         unit = "tokens/s" if meta.input_kind == "tokens" else "steps/s"
-        for column in SPEED if not compact else ["params", "train_throughput"]:
+        for column in ["params", *SPEED] if not compact else ["params", "train_throughput"]:
             label = column.replace("_throughput", f" {unit}") if compact else column
-            shown[label] = _fmt(row.get(column), whole=True)
+            if column == "params":
+                shown[label] = _fmt(row.get(column), whole=True)
+            else:
+                shown[label] = _fmt_spread(row, column, compact)
+            if column == "params" and not compact:
+                shown["train_wall_seconds"] = _fmt(
+                    row.get("train_seconds"), row.get("train_seconds_ci95")
+                )
             if column == "params" and row.get("size_flagged") is True:
                 shown[label] += " !"  # more than 10% from the others' median
             if column == "params" and not compact and "params_vs_median" in row:
@@ -404,7 +434,10 @@ def markdown(cells: pd.DataFrame, metas: dict[str, TaskMeta]) -> str:
             "probability that a seed of this model beats a seed of the next one down, with its "
             "95% bootstrap interval (two seeds or more). `!` after `params`: more than "
             f"{SIZE_TOLERANCE:.0%} from the other models' median (compare sizes with `--params`). "
-            "Rows in parentheses are trivial baselines and the best achievable figures.",
+            "Rows in parentheses are trivial baselines and the best achievable figures. "
+            "Speed columns come from a timing phase of their own (each pair's training and "
+            "inference step on one batch, with nothing else running): median [interquartile "
+            "range] of the timed rounds; `train_wall_seconds` is the cells' training wall time.",
             "",
         ]
         if frame.empty:

@@ -80,8 +80,13 @@ class LoadedRun:
         return read_metas(self.info)
 
     @cached_property
+    def timings(self) -> list[dict[str, Any]]:
+        """The timing phase's records: each pair's speed figures."""
+        return self.folder.read_timings()
+
+    @cached_property
     def cells(self) -> pd.DataFrame:
-        return cells_frame(self.records)
+        return cells_frame(self.records, self.timings)
 
     @cached_property
     def models(self) -> list[str]:

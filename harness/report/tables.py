@@ -6,14 +6,16 @@ from typing import Any
 
 import pandas as pd
 
+from harness.timing import TIMING_COLUMNS
+
 #: Columns every per-cell table has, in this order; task-specific ``task_*`` columns follow.
 CORE_COLUMNS = [
     "cell_id", "task", "model", "seed", "status", "error",
     "train_loss", "val_loss", "test_loss", "train_perplexity", "val_perplexity", "test_perplexity",
     "train_accuracy", "val_accuracy", "test_accuracy",
     "best_epoch", "selected_epoch", "epochs_run", "stopped_early", "test_evaluations",
-    "params", "train_seconds", "train_throughput",
-    "infer_throughput", "infer_ms_per_step", "wall_seconds",
+    "params", "train_seconds", "wall_seconds",
+    *TIMING_COLUMNS,
     "epochs", "batch_size", "hidden_size", "num_layers", "optimizer", "lr", "select", "patience",
     "device", "device_name", "dtype", "threads", "torch_version", "python_version", "config_hash",
 ]  # fmt: skip
@@ -31,9 +33,29 @@ CURVE_COLUMNS = [
 _NOT_IN_TABLE = {"curve", "samples", "traceback", "state_dict"}
 
 
-def cells_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per cell (every seed), core columns first, then the tasks' own metrics."""
-    rows = [{k: v for k, v in r.items() if k not in _NOT_IN_TABLE} for r in records]
+#: A timing belongs to a cell only if these match too (a resumed folder may hold older ones).
+_TIMING_KEYS = ("task", "model", "device", "batch_size", "hidden_size", "num_layers")
+
+
+def cells_frame(
+    records: list[dict[str, Any]], timings: list[dict[str, Any]] | None = None
+) -> pd.DataFrame:
+    """One row per cell (every seed), core columns first, then the tasks' own metrics.
+
+    The speed columns come from the timing phase (``timings``): every seed of a task x model
+    pair carries its pair's figures.
+    """
+    by_pair = {
+        tuple(t.get(k) for k in _TIMING_KEYS): {c: t[c] for c in TIMING_COLUMNS if c in t}
+        for t in timings or []
+        if not t.get("error")
+    }
+    rows = []
+    for r in records:
+        row = {k: v for k, v in r.items() if k not in _NOT_IN_TABLE}
+        if r.get("status") == "ok":
+            row.update(by_pair.get(tuple(r.get(k) for k in _TIMING_KEYS), {}))
+        rows.append(row)
     frame = pd.DataFrame(rows)
     for column in CORE_COLUMNS:
         if column not in frame:

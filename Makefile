@@ -5,27 +5,34 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: run test lint bench clean
 
+# `make run` needs only the core; the heavy extras (ray, optuna, the browser driver) come with
+# `make test`, which runs their tests.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,browser,ray,tune]'
+	$(BIN)/pip install --quiet -c constraints.txt -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,browser,ray,tune]'
+	touch $(TEST_STAMP)
 
 run: $(STAMP)  ## the main job: every task x model pair of the default grid
 	$(BIN)/harness run
 
-test: $(STAMP)  ## lint, the test suite, and the benchmarks once as a smoke test (no timing)
+test: $(TEST_STAMP)  ## lint, the test suite, and the benchmarks once as a smoke test (no timing)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest benchmarks --benchmark-disable -q -m "not sweep"
 
-bench: $(STAMP)  ## timing runs, saved for later comparison (see docs/benchmarks.md)
+bench: $(TEST_STAMP)  ## timing runs, saved for later comparison (see docs/benchmarks.md)
 	$(BIN)/python -m pytest benchmarks --benchmark-autosave -m "not sweep"
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

@@ -176,8 +176,8 @@ def compare(
             speed_rows.append(row)
         cell_rows += _cell_rows(ca, cb, task, metric, up, speed_threshold, result)
     result.models = one_notation(pd.DataFrame(quality_rows))
-    result.speed = one_notation(pd.DataFrame(speed_rows).fillna(""))
-    result.cells = one_notation(pd.DataFrame(cell_rows).fillna(""))
+    result.speed = one_notation(pd.DataFrame(speed_rows).astype(object).fillna(""))
+    result.cells = one_notation(pd.DataFrame(cell_rows).astype(object).fillna(""))
     if no_interval:
         result.notes.append(
             "'no interval': one seed in A or B, so no change is flagged on quality or speed; "

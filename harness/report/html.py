@@ -81,7 +81,7 @@ def context(run: LoadedRun, figures: dict[str, dict[str, str]]) -> dict[str, Any
     tracebacks = {r["cell_id"]: r.get("traceback") for r in run.records if "cell_id" in r}
     failed = [
         {**row, "traceback": tracebacks.get(row["cell_id"]) or ""}
-        for row in run.unfinished.fillna("").to_dict("records")
+        for row in run.unfinished.astype(object).fillna("").to_dict("records")
     ]
     settings = {**(info.get("config") or {}), **(info.get("resolved") or {})}
     return {

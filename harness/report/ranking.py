@@ -402,7 +402,7 @@ def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) ->
         shown = {k: _fmt(v) for k, v in named.items() if k in columns}
         if shown:
             rows.append({"rank": "", "model": label, **shown})
-    return pd.DataFrame(rows, columns=columns).fillna("")
+    return pd.DataFrame(rows, columns=columns).astype(object).fillna("")
 
 
 def scored_text(scored_steps: int | None) -> str:

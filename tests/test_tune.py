@@ -141,9 +141,13 @@ def test_killed_tune_resumes_to_exactly_its_budget(tmp_path, clean_tune):
     for path in after:  # trials finished before the kill were reused, not run again
         if path.name in before:
             assert path.read_bytes() == before[path.name]
-    # the resumed study made the same suggestions as an uninterrupted one
+    # trials finished before the kill match an uninterrupted run's; later suggestions can differ
+    # when the kill fell inside a batch of parallel trials (TPE then sees another history)
+    finished = sorted(Path(name).stem for name in before)
     clean = trial_table(clean_tune[0])[SEARCHED + [OBJECTIVE]]
-    pd.testing.assert_frame_equal(trial_table(out)[SEARCHED + [OBJECTIVE]], clean)
+    resumed = trial_table(out)[SEARCHED + [OBJECTIVE]]
+    assert set(finished) <= set(resumed.index)
+    pd.testing.assert_frame_equal(resumed.loc[finished], clean.loc[finished])
     assert len(pd.read_csv(out / "cells.csv")) == 2 * len(PAIRS)
 
 

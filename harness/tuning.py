@@ -12,11 +12,12 @@ A tune's run folder holds what `harness run` writes for the final cells, plus::
     tune/cells/<id>.json   one record per trial (`<task>__<model>__trial<n>`)
     trials.csv, .parquet   one row per trial: hyperparameters, validation figures, seconds
 
-Resuming reuses every finished trial: a trial asked but not finished when the tune was killed is re-run with the
-parameters the study gave it (or its record is reused if it had been written), and the sampler
-is reseeded from the trial number before every ask. A kill between batches of trials resumes to
-the suggestions of an uninterrupted tune; a kill inside a batch of parallel trials can change the
-later suggestions (TPE sees another history), never the finished trials.
+Resuming reuses every finished trial: a trial asked but not finished when the tune was killed
+is re-run with the parameters the study gave it (or its record is reused if it had been
+written), and the sampler is reseeded from the trial number before every ask. A kill between
+batches of trials resumes to the suggestions of an uninterrupted tune; a kill inside a batch of
+parallel trials can change the later suggestions (TPE sees another history), never the
+finished trials.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import matplotlib
 import pandas as pd
+from matplotlib.legend import Legend
 
 from harness.report import Reference, TaskMeta, plots
 from harness.report.formatting import one_notation
@@ -42,14 +43,41 @@ def test_a_model_keeps_its_colour_whatever_else_is_in_the_plot():
     assert everything["gru"] in colours and everything["rnn"] not in colours
 
 
-def test_a_reference_far_off_the_scale_is_annotated_not_squashing_the_bars():
+def test_a_reference_far_off_the_scale_is_listed_not_squashing_the_bars():
     fig = plots.metric_bars(board(["rnn", "gru"]), "t", META)
     ax = fig.axes[0]
-    texts = [t.get_text() for t in ax.texts]
-    assert any("uniform: 20" in t and "off scale" in t for t in texts), texts
+    (legend,) = fig.findobj(Legend)
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert any("uniform: 20" in t and "off scale" in t for t in labels), labels
     assert ax.get_ylim()[1] < 5  # the axis stays on the models' scale
-    labels = ax.get_legend_handles_labels()[1]
-    assert any("best achievable" in label for label in labels)  # near the bars: a line
+    lines = ax.get_legend_handles_labels()[1]
+    assert any("best achievable" in label for label in lines)  # near the bars: a line
+
+
+def test_legends_cover_no_data_and_stay_inside_the_figure():
+    long_names = ["embedding-rnn", "gru", "lstm", "a-rather-long-model-name"]
+    curves = pd.DataFrame(
+        {"task": "t", "model": [m for m in long_names for _ in (1, 2)], "seed": 0,
+         "epoch": [1, 2] * 4, "train_loss": 1.0, "val_loss": 0.9}
+    )  # fmt: skip
+    samples = {"truth": [0.0, 1.0, 0.5], "teacher_forced": [0.9, 0.4], "rollout": [0.6]}
+    figures = [
+        plots.metric_bars(board(long_names), "t", META),
+        plots.loss_curves(curves, "t", META),
+        plots.predictions([{"task": "t", "model": "gru", "samples": samples}], "t"),
+    ]
+    for fig in figures:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        legends = fig.findobj(Legend)
+        assert legends
+        for legend in legends:
+            box = legend.get_window_extent(renderer)
+            assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, box
+            assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1, box
+            for ax in fig.axes:
+                assert not box.overlaps(ax.get_window_extent(renderer)), (legend, ax)
+        plots.close(fig)
 
 
 def test_svg_is_inline_and_keeps_text_as_text():

@@ -27,7 +27,7 @@ HYPERPARAMETERS = [
 CAPTIONS = {
     "loss_curves": "Training (dashed) and validation (solid) loss per epoch, mean over seeds.",
     "metrics": "Test metrics and speed per model: mean and 95% interval over seeds; "
-    "baselines and the best achievable as lines (or arrows where they lie off the scale).",
+    "baselines and the best achievable as lines (or, off the scale, arrows in the legend).",
     "predictions": "One test curve: truth, teacher-forced predictions and the rollout.",
 }
 

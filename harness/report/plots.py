@@ -3,13 +3,14 @@
 Each function returns a figure (or ``None`` when there is nothing to draw); the caller saves
 it where the run folder says, as PNG (:func:`save_png`) or inline SVG (:func:`to_svg`).
 A model keeps one colour in every plot of a run (:func:`model_colours`); references (baselines,
-the best achievable) are drawn in greys, and one that lies far off a plot's scale is shown as
-an arrow with its value at the plot's edge instead of squashing the models' figures.
+the best achievable) are drawn in greys, and one that lies far off a plot's scale is listed in
+the legend with an arrow and its value instead of squashing the models' figures. Legends sit
+outside the axes (right of them, or below the tick labels), so they never cover data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +58,13 @@ def _references(meta: TaskMeta | None, metric: str) -> list[tuple[str, float, An
 
 def _draw_references(
     ax: Any, references: list[tuple[str, float, Any, Any]], low: float, high: float, log: bool
-) -> None:
-    """A line for each reference near the data's range [low, high]; an arrow and the value at
-    the plot's edge for one far outside it (or not drawable on a log axis)."""
-    edge = {"above": 0, "below": 0}
+) -> list[tuple[Any, str]]:
+    """A line for each reference near the data's range [low, high]. One far outside it (or not
+    drawable on a log axis) is not drawn in the axes: it comes back as a legend entry, an arrow
+    and its value, for :func:`_legend_outside` to show beside the plot."""
+    from matplotlib.lines import Line2D
+
+    off_scale = []
     for name, value, colour, style in references:
         if log:
             near = value > 0 and low / 10 <= value <= high * 10
@@ -71,18 +75,29 @@ def _draw_references(
             ax.axhline(value, color=colour, linestyle=style, label=f"{name} ({value:.4g})")
             continue
         side = "above" if value > high else "below"
-        arrow = "\u2191" if side == "above" else "\u2193"
-        y = 0.97 - 0.07 * edge[side] if side == "above" else 0.03 + 0.07 * edge[side]
-        edge[side] += 1
-        ax.annotate(
-            f"{arrow} {name}: {value:.4g} (off scale)",
-            xy=(0.98, y),
-            xycoords="axes fraction",
-            ha="right",
-            va="top" if side == "above" else "bottom",
-            fontsize=7,
-            color=colour,
-            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": colour, "alpha": 0.85},
+        arrow = r"$\uparrow$" if side == "above" else r"$\downarrow$"
+        handle = Line2D([], [], color=colour, marker=arrow, markersize=8, linestyle="none")
+        off_scale.append((handle, f"{name}: {value:.4g} (off scale, {side})"))
+    return off_scale
+
+
+def _legend_outside(
+    container: Any, ax: Any, extra: Sequence[tuple[Any, str]] = (), where: str = "right"
+) -> None:
+    """The legend of ``ax`` (plus ``extra`` entries) outside the axes, where it cannot cover the
+    data: at the right of the axes, or (``where="below"``) at the foot of ``container``, a
+    (sub)figure laid out with constrained layout, which makes room for it below the tick labels."""
+    handles, labels = ax.get_legend_handles_labels()
+    handles = [*handles, *(handle for handle, _ in extra)]
+    labels = [*labels, *(label for _, label in extra)]
+    if not handles:
+        return
+    if where == "below":
+        container.legend(handles, labels, loc="outside lower center", fontsize=7)
+    else:
+        ncol = 1 if len(handles) <= 20 else 2
+        ax.legend(
+            handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, ncol=ncol
         )
 
 
@@ -100,7 +115,7 @@ def loss_curves(
         return None
     colours = colours or model_colours(data["model"])
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
     for model, group in data.groupby("model", sort=False):
         mean = group.groupby("epoch")[["train_loss", "val_loss"]].mean()
         colour = colours[model]
@@ -111,14 +126,15 @@ def loss_curves(
     ax.set_yscale("log")
     losses = data[["train_loss", "val_loss"]].to_numpy().ravel()
     losses = losses[(losses > 0) & pd.notna(losses)]
+    off_scale = []
     if len(losses):
-        _draw_references(ax, _references(meta, "test_loss"), losses.min(), losses.max(), log=True)
+        references = _references(meta, "test_loss")
+        off_scale = _draw_references(ax, references, losses.min(), losses.max(), log=True)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (log scale)")
     ax.set_title(f"{task}: training (dashed) and validation (solid) loss per epoch")
-    ax.legend(fontsize=7, ncol=2)
+    _legend_outside(fig, ax, off_scale)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     return fig
 
 
@@ -142,9 +158,11 @@ def metric_bars(
     colours = colours or model_colours(board["model"])
     shown = [(m, label) for m, label in BAR_METRICS if m in board and board[m].notna().any()]
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 4.2))
-    axes = list(axes) if len(shown) > 1 else [axes]
-    for ax, (metric, title) in zip(axes, shown):
+    fig = plt.figure(figsize=(4.2 * len(shown), 5.2), layout="constrained")
+    # a subfigure per panel, so each panel's legend sits at its own foot, below the tick labels
+    panels = fig.subfigures(1, len(shown), squeeze=False)[0]
+    axes = [panel.subplots() for panel in panels]
+    for panel, ax, (metric, title) in zip(panels, axes, shown):
         errors = board.get(f"{metric}_ci95")
         if metric in TIMED and f"{metric}_q1" in board:  # asymmetric: the quartiles
             errors = [
@@ -165,13 +183,12 @@ def metric_bars(
             (0, 0) if errors is None else (errors if isinstance(errors, list) else (errors, errors))
         )
         low, high = float((values - below).min()), float((values + above).max())
-        _draw_references(ax, _references(meta, metric), low, high, log)
+        off_scale = _draw_references(ax, _references(meta, metric), low, high, log)
         if log:
             ax.set_yscale("log")
         ax.set_title(title)
         ax.tick_params(axis="x", rotation=45, labelsize=8)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+        _legend_outside(panel, ax, off_scale, where="below")
     unit = "tokens/s" if meta.input_kind == "tokens" else "steps/s"
     if meta.input_kind == "values" and "test_accuracy" in dict(shown):
         axes[0].set_title("test accuracy (within the task's tolerance)")
@@ -179,7 +196,6 @@ def metric_bars(
         if metric in TIMED:
             ax.set_title(f"{title} ({unit})\nmedian, interquartile range")
     fig.suptitle(f"{task}: test metrics (mean, 95% CI over seeds) and timed speed per model")
-    fig.tight_layout()
     return fig
 
 
@@ -222,7 +238,12 @@ def predictions(
     colours = colours or model_colours(chosen)
     plt = _pyplot()
     fig, axes = plt.subplots(
-        len(chosen), 1, figsize=(9, 2.4 * len(chosen)), sharex=True, squeeze=False
+        len(chosen),
+        1,
+        figsize=(10.5, 2.4 * len(chosen)),
+        sharex=True,
+        squeeze=False,
+        layout="constrained",
     )
     for ax, (model, samples) in zip(axes[:, 0], chosen.items()):
         truth = samples["truth"]
@@ -250,8 +271,7 @@ def predictions(
             ax.axvline(warm - 0.5, color="grey", linestyle=":", label="end of warm-up")
         ax.set_ylabel(model, color=colours.get(model, "black"))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=4, loc="upper right")
+        _legend_outside(fig, ax)
     axes[-1, 0].set_xlabel("step")
     fig.suptitle(f"{task}: one test curve, truth vs teacher-forced and rollout predictions")
-    fig.tight_layout()
     return fig

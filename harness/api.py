@@ -267,12 +267,7 @@ def execute_run(
             records = run_grid(
                 plan,
                 folder,
-                workers=config.workers,
-                threads=config.threads,
-                executor=config.executor,
-                ray_address=config.ray_address,
-                gpus_per_cell=config.gpus_per_cell,
-                save_models=config.save_models,
+                **config.grid_settings(),
                 registry=registry,
                 on_start=on_start,
                 on_done=on_done,

@@ -120,6 +120,18 @@ class RunConfig:
     def seed_list(self) -> list[int]:
         return list(range(self.seed, self.seed + self.seeds))
 
+    def grid_settings(self) -> dict[str, Any]:
+        """Where and how :func:`harness.runner.run_grid` runs cells, for ``run`` and ``tune``
+        alike: executor, workers, threads, Ray address, GPU share, whether to keep weights."""
+        return {
+            "workers": self.workers,
+            "threads": self.threads,
+            "executor": self.executor,
+            "ray_address": self.ray_address,
+            "gpus_per_cell": self.gpus_per_cell,
+            "save_models": self.save_models,
+        }
+
     def recipe_overrides(self) -> dict[str, Any]:
         """The Recipe fields set for every task: the ``recipe`` table and the named settings."""
         named = {"epochs": self.epochs, "hidden_size": self.hidden_size, "lr": self.lr}

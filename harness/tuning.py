@@ -515,12 +515,7 @@ def execute_tune(
             records = run_grid(
                 plan,
                 folder,
-                workers=config.workers,
-                threads=config.threads,
-                executor=config.executor,
-                ray_address=config.ray_address,
-                gpus_per_cell=config.gpus_per_cell,
-                save_models=config.save_models,
+                **config.grid_settings(),
                 registry=registry,
                 on_start=lambda _, done: on_start(total, trial_total + done),
                 on_done=on_done,

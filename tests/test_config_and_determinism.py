@@ -37,6 +37,19 @@ def test_config_file_flag(tmp_path):
     assert config.seed_list == [0, 1, 2]
 
 
+def test_grid_settings_are_what_run_grid_takes(tmp_path):
+    import inspect
+
+    from harness.runner import run_grid
+
+    path = tmp_path / "grid.toml"
+    path.write_text('executor = "local"\nthreads = 3\nsave_models = true\n')
+    settings = load_config(path, {"workers": 2}).grid_settings()
+    assert set(settings) <= set(inspect.signature(run_grid).parameters)
+    assert settings["executor"] == "local" and settings["threads"] == 3
+    assert settings["workers"] == 2 and settings["save_models"] is True
+
+
 def test_config_type_errors_are_one_line(tmp_path):
     path = tmp_path / "grid.toml"
     path.write_text('seeds = "three"\n')

@@ -98,3 +98,18 @@ def test_one_notation_per_column():
     assert list(shown["mse"]) == ["1.20e-03 ± 1.00e-04", "5.00e-01", "2.00e-02"]
     assert list(shown["speed"]) == ["59.5", "1,350.0", ""]
     assert list(shown["rank"]) == ["1", "2=", "3"] and list(shown["label"]) == ["ohlol", "0.5", "x"]
+
+
+def test_leaderboard_md_uses_one_notation_per_column_like_the_other_views():
+    from harness.report.ranking import markdown
+
+    cells = pd.DataFrame(
+        {"task": "t", "model": ["a", "b"], "seed": 0, "status": "ok",
+         "test_perplexity": [1.5, 2.5], "test_loss": [0.005, 0.5]}
+    )  # fmt: skip
+    rows = [line.split("|") for line in markdown(cells, {"t": META}).splitlines()]
+    header = next(row for row in rows if "model" in [c.strip() for c in row])
+    column = [c.strip() for c in header].index("test_loss")
+    loss = {row[2].strip(): row[column].strip() for row in rows if len(row) == len(header)}
+    assert loss["a"] == "5.00e-03" and loss["b"] == "5.00e-01", loss  # b not as 0.5000
+    assert loss["(uniform)"] == "3.00e+00"

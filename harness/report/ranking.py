@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from harness.escape import md_cell, md_code, md_text
+from harness.report.formatting import one_notation
 from harness.report.meta import TaskMeta
 from harness.timing import TIMING_COLUMNS
 
@@ -443,7 +444,7 @@ def markdown(cells: pd.DataFrame, metas: dict[str, TaskMeta]) -> str:
         if frame.empty:
             parts += ["No finished cells.", ""]
         else:
-            parts += [_markdown_table(display_table(frame, meta)), ""]
+            parts += [_markdown_table(one_notation(display_table(frame, meta))), ""]
         directions = meta.metric_directions
         for name, text in meta.metric_descriptions.items():
             better = f" ({directions[name]} is better)" if name in directions else ""

@@ -97,23 +97,28 @@ def parquet_ready(frame: Any) -> Any:
     Tasks' own metrics share the ``task_<key>`` columns of one table, so two tasks may fill one
     column with different types (one task's boolean ``exact``, another's float ``exact``). CSV
     takes that as it is; Parquet needs one type per column, so such a column becomes text there
-    (missing values stay missing) rather than the whole table failing to write.
+    (missing values stay missing) rather than the whole table failing to write. Every column
+    is tried, whatever its dtype: not only ``object`` holds mixed values. A ``category``
+    column may too, and Arrow would silently turn its ``True`` into ``1.0``, so it is tried
+    value by value; pandas' string dtypes hold only text and pass as they are.
     """
+    import pandas as pd
     import pyarrow as pa
 
     mixed = []
     for column in frame.columns:
-        if frame[column].dtype != object:
-            continue
+        values = frame[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype(object)
         try:
-            pa.array(frame[column], from_pandas=True)
+            pa.array(values, from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             mixed.append(column)
     if not mixed:
         return frame
     frame = frame.copy()
     for column in mixed:
-        frame[column] = frame[column].map(_as_text, na_action="ignore")
+        frame[column] = frame[column].astype(object).map(_as_text, na_action="ignore")
     return frame
 
 

@@ -32,6 +32,21 @@ def test_a_column_two_tasks_fill_with_different_types_is_written(tmp_path):
     assert pd.read_csv(tmp_path / "cells.csv")["task_exact"].tolist()[:2] == ["True", "0.5"]
 
 
+def test_mixed_values_are_written_whatever_the_column_dtype(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "task_exact": pd.Series([True, 0.5, None], dtype="category"),
+            "task_label": pd.Series(["a", "b", None], dtype="string"),
+            "task_name": pd.Series(["x", None, "z"], dtype="str"),
+        }
+    )
+    write_frame(frame, tmp_path / "cells")
+    back = pd.read_parquet(tmp_path / "cells.parquet")
+    assert list(back["task_exact"][:2]) == ["True", "0.5"] and back["task_exact"].isna()[2]
+    assert list(back["task_label"][:2]) == ["a", "b"] and back["task_label"].isna()[2]
+    assert list(back["task_name"][::2]) == ["x", "z"] and back["task_name"].isna()[1]
+
+
 @dataclass
 class Floaty(Task):
     """Its own float ``exact`` collides with hello's boolean ``exact``."""

@@ -1,12 +1,14 @@
-"""A cell (one task x model x seed) and the function that runs one, in any process.
+"""A cell (one task x model x seed) and the functions that run them, in any process.
 
-``execute_cell`` is a top-level function of plain inputs and outputs so a process pool can
-run it; it never raises for a cell's own failure: the failure becomes the cell's record.
+``execute_cell`` and ``execute_cells`` are top-level functions of plain inputs and outputs so
+a process pool can run them; they never raise for a cell's own failure: the failure becomes
+the cell's record.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import platform
@@ -108,21 +110,39 @@ def base_record(cell: Cell) -> dict[str, Any]:
     }
 
 
-def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -> dict[str, Any]:
-    """Run one cell and return its record: metrics, curve, samples, and weights on request."""
+def _started_record(cell: Cell) -> dict[str, Any]:
     import torch
 
-    from harness.contract import ContractError
-    from harness.device import device_name, resolve_device
-    from harness.train import Diverged, Selection, train_cell
-
-    registry = registry or _plugins()
     record = base_record(cell)
     record.update(
         threads=torch.get_num_threads(),
         torch_version=torch.__version__,
         python_version=platform.python_version(),
     )
+    return record
+
+
+def _outcome_into(record: dict[str, Any], outcome: Any, keep_weights: bool) -> None:
+    """A finished training's outcome (or its :class:`Diverged`) into the cell's record."""
+    from harness.train import Diverged
+
+    if isinstance(outcome, Diverged):
+        record.update(status=STATUS_DIVERGED, error=str(outcome.args[0]), curve=outcome.args[1])
+        return
+    record.update(status=STATUS_OK, **outcome.metrics, curve=outcome.curve)
+    record["samples"] = outcome.samples
+    if keep_weights:
+        record["state_dict"] = outcome.state_dict
+
+
+def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -> dict[str, Any]:
+    """Run one cell and return its record: metrics, curve, samples, and weights on request."""
+    from harness.contract import ContractError
+    from harness.device import device_name, resolve_device
+    from harness.train import Diverged, Selection, train_cell
+
+    registry = registry or _plugins()
+    record = _started_record(cell)
     started = time.perf_counter()
     try:
         device = resolve_device(cell.device)
@@ -139,7 +159,7 @@ def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -
             evaluate_test=cell.evaluate_test,
         )
     except Diverged as exc:
-        record.update(status=STATUS_DIVERGED, error=str(exc.args[0]), curve=exc.args[1])
+        _outcome_into(record, exc, keep_weights)
     except ContractError as exc:  # checked before training: the side at fault is known
         name = cell.task if exc.culprit == "task" else cell.model
         origin = registry.origins.get((exc.culprit, name))
@@ -159,12 +179,62 @@ def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -
             curve=[],
         )
     else:
-        record.update(status=STATUS_OK, **outcome.metrics, curve=outcome.curve)
-        record["samples"] = outcome.samples
-        if keep_weights:
-            record["state_dict"] = outcome.state_dict
+        _outcome_into(record, outcome, keep_weights)
     record["wall_seconds"] = time.perf_counter() - started
     return record
+
+
+def execute_cells(
+    cells: list[Cell], registry: Any = None, keep_weights: bool = False
+) -> list[dict[str, Any]]:
+    """Run a unit of cells and return their records. Cells that differ only in the seed are
+    trained together in one batched computation (:mod:`harness.seeds`); if that cannot be
+    done, or raises, each cell runs on its own, so every failure gets its own record.
+    """
+    registry = registry or _plugins()
+    if len(cells) > 1:
+        records = _execute_together(cells, registry, keep_weights)
+        if records is not None:
+            return records
+    return [execute_cell(cell, registry, keep_weights) for cell in cells]
+
+
+def _execute_together(
+    cells: list[Cell], registry: Any, keep_weights: bool
+) -> list[dict[str, Any]] | None:
+    from harness.device import device_name, resolve_device
+    from harness.seeds import train_seeds_together
+    from harness.train import Selection
+
+    first = cells[0]
+    if any(dataclasses.replace(c, seed=first.seed) != first for c in cells):
+        return None
+    started = time.perf_counter()
+    try:
+        device = resolve_device(first.device)
+        task = registry.tasks[first.task].with_options(**first.task_options)
+        outcomes = train_seeds_together(
+            task,
+            registry.models[first.model],
+            [cell.seed for cell in cells],
+            device,
+            first.recipe,
+            selection=Selection(first.select, first.patience),
+            keep_weights=keep_weights,
+            evaluate_test=first.evaluate_test,
+        )
+    except Exception:  # e.g. an operator without a vmap rule: train the seeds apart instead
+        return None
+    wall = (time.perf_counter() - started) / len(cells)
+    records = []
+    for cell, outcome in zip(cells, outcomes):
+        record = _started_record(cell)
+        record["device_name"] = device_name(device)
+        _outcome_into(record, outcome, keep_weights)
+        record["wall_seconds"] = wall  # the group's wall time, shared out
+        record["seeds_together"] = len(cells)
+        records.append(record)
+    return records
 
 
 def _blame(exc: BaseException, registry: Any, cell: Cell) -> str:

@@ -169,6 +169,13 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     "before the cells run: the speed figures (default: on).",
 )
 @click.option(
+    "--seeds-together/--seeds-apart",
+    default=None,
+    help="Train a pair's seeds in one batched computation where its model can "
+    "(torch.func; figures equal within float rounding; default: apart, which measured "
+    "as fast on CPU).",
+)
+@click.option(
     "-o",
     "--option",
     "task_options",

@@ -58,6 +58,7 @@ class RunConfig:
     save_models: bool = False
     trials: int = 20  # `harness tune`: trials per task x model
     timing: bool = True  # time each pair's steps on their own (the speed figures)
+    seeds_together: bool = False  # a pair's seeds in one batched computation (torch.func)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Any Recipe field, overridden for every task (epochs, hidden_size and lr have their own
     #: settings above, which ``load_config`` fills from here).

@@ -29,12 +29,21 @@ class Model:
     ``build(shape, hidden_size, num_layers)`` returns a ``torch.nn.Module`` following the contract
     above. ``input_kinds`` lists the task input kinds it can serve; for any other, the runner
     records the cell as not applicable with ``cannot_serve``'s reason.
+
+    ``trains_across_seeds``: the built network can be trained for several seeds at once with
+    ``torch.func`` (``functional_call`` + ``vmap`` over ``grad_and_value`` of stacked
+    parameters), so the runner trains a pair's seeds in one batched computation. Claim it only
+    when every operator of the forward pass has a vmap batching rule (``nn.RNN`` and ``nn.GRU``
+    do; ``nn.LSTM``'s fused CPU kernel does not), no forward reads tensor values into Python
+    (``.item()``, ``one_hot``'s range check) and nothing is random (dropout); the conformance
+    kit checks that each seed's numbers then equal training it alone.
     """
 
     name: str
     description: str
     build: Builder
     input_kinds: frozenset[str] = field(default_factory=lambda: frozenset(INPUT_KINDS))
+    trains_across_seeds: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_kinds", frozenset(self.input_kinds))

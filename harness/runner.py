@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.cells import STATUS_NA, Cell, base_record, execute_cell
+from harness.cells import STATUS_NA, Cell, base_record, execute_cells
 from harness.executors import CellLost, Executor, make_executor
 from harness.plugins import Registry
 from harness.run_folder import BadFile, RunFolder, UnreadableFile
@@ -193,6 +193,7 @@ def run_grid(
     on_done: Callable[[dict[str, Any]], None] = lambda record: None,
     on_notice: Callable[[str], None] = lambda text: None,
     cost: Callable[[Cell], float] | None = None,
+    seeds_together: bool = False,
 ) -> list[dict[str, Any]]:
     """Run the plan's missing cells into ``out`` and return every cell's record.
 
@@ -203,7 +204,9 @@ def run_grid(
     entry points themselves. A worker killed mid-run breaks a pool: the cells it held are
     resubmitted on a fresh pool. A cell whose Ray worker or node died is resubmitted. With
     ``cost`` (a cell's expected seconds) cells are handed out longest first; records come back
-    in plan order either way.
+    in plan order either way. With ``seeds_together`` the seeds of a pair whose model claims
+    ``trains_across_seeds`` run as one unit, trained in one batched computation (needs
+    ``registry``).
     """
     records: dict[str, dict[str, Any]] = {}
     for cell, reason in plan.not_applicable:
@@ -255,11 +258,13 @@ def run_grid(
         records[cell.cell_id] = record
         on_done(record)
 
-    if cost is not None:
-        pending.sort(key=lambda cell: -cost(cell))
     restarts = 0
     while pending:
-        broken = _run_pending(pending, out, start, save_models, registry, records, on_done, give_up)
+        units = group_seeds(pending, registry) if seeds_together and registry else None
+        units = units or [[cell] for cell in pending]
+        if cost is not None:
+            units.sort(key=lambda unit: -sum(cost(cell) for cell in unit))
+        broken = _run_pending(units, out, start, save_models, registry, records, on_done, give_up)
         pending = [cell for cell in pending if cell.cell_id not in records]
         if pending and broken:
             restarts += 1
@@ -281,8 +286,22 @@ def _usable_workers(requested: int | None, pending: int, on_notice: Callable[[st
     return usable
 
 
+def group_seeds(cells: list[Cell], registry: Registry) -> list[list[Cell]]:
+    """Units of work: the seeds of a pair together where its model can train them so (and
+    the recipe does not carry state across batches), every other cell alone."""
+    groups: dict[str, list[Cell]] = {}
+    for cell in cells:
+        model = registry.models.get(cell.model)
+        if model is not None and model.trains_across_seeds and not cell.recipe.carry_state:
+            key = repr(dataclasses.replace(cell, seed=0))
+        else:
+            key = cell.cell_id
+        groups.setdefault(key, []).append(cell)
+    return list(groups.values())
+
+
 def _run_pending(
-    pending: list[Cell],
+    units: list[list[Cell]],
     out: RunFolder,
     start: Callable[[int], Executor],
     save_models: bool,
@@ -291,41 +310,45 @@ def _run_pending(
     on_done: Callable[[dict[str, Any]], None],
     give_up: Callable[[Cell, str], None],
 ) -> bool:
-    """Feed ``pending`` to an executor as it has room; True when a process pool broke.
+    """Feed ``units`` (lists of cells run together) to an executor as it has room; True when
+    a process pool broke.
 
-    A cell whose process or node died (:class:`CellLost`) goes back in the queue, up to
-    ``MAX_CELL_LOSSES`` times; the executor's other cells run on.
+    A unit whose process or node died (:class:`CellLost`) goes back in the queue, up to
+    ``MAX_CELL_LOSSES`` times; the executor's other units run on.
     """
-    executor = start(len(pending))
-    queue = deque(pending)
-    in_flight: dict[Future, Cell] = {}
+    executor = start(len(units))
+    queue = deque(units)
+    in_flight: dict[Future, list[Cell]] = {}
     losses: Counter[str] = Counter()
     broken = False
     try:
         while (queue or in_flight) and not broken:
             while queue and len(in_flight) < executor.capacity:
-                cell = queue.popleft()
-                args = (cell, registry if executor.in_process else None, save_models)
-                in_flight[executor.submit(execute_cell, *args)] = cell
+                unit = queue.popleft()
+                args = (unit, registry if executor.in_process else None, save_models)
+                in_flight[executor.submit(execute_cells, *args)] = unit
             finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in finished:
-                cell = in_flight.pop(future)
+                unit = in_flight.pop(future)
                 try:
-                    record = future.result()
+                    done = future.result()
                 except BrokenProcessPool:
                     broken = True
                     continue
                 except CellLost as exc:
-                    losses[cell.cell_id] += 1
-                    if losses[cell.cell_id] > MAX_CELL_LOSSES:
-                        give_up(cell, f"lost {losses[cell.cell_id]} times: {exc}")
+                    lost = unit[0].cell_id
+                    losses[lost] += 1
+                    if losses[lost] > MAX_CELL_LOSSES:
+                        for cell in unit:
+                            give_up(cell, f"lost {losses[lost]} times: {exc}")
                     else:
-                        queue.appendleft(cell)
+                        queue.appendleft(unit)
                     continue
-                out.write_record(record)
-                record.pop("state_dict", None)
-                records[record["cell_id"]] = record
-                on_done(record)
+                for record in done:
+                    out.write_record(record)
+                    record.pop("state_dict", None)
+                    records[record["cell_id"]] = record
+                    on_done(record)
     except BaseException:
         executor.shutdown(cancel=True)
         raise

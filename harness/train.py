@@ -156,6 +156,29 @@ def train_cell(
     :class:`~harness.contract.ContractError` before training when the task's data or the
     model's first outputs do not fit the task's shape.
     """
+    data, net = prepare(task, model, seed, device, recipe)
+    best = BestEpoch(validation_name(task.primary_metric), task.higher_is_better)
+    curve, train_seconds = fit(net, task, data, recipe, seed, device, best, selection.patience)
+    return conclude(
+        task,
+        net,
+        data,
+        recipe,
+        curve,
+        best,
+        train_seconds,
+        selection=selection,
+        keep_weights=keep_weights,
+        evaluate_test=evaluate_test,
+    )
+
+
+def prepare(
+    task: Task, model: Model, seed: int, device: torch.device, recipe: Recipe
+) -> tuple[TaskData, torch.nn.Module]:
+    """A cell's checked data (validation carved out where the task has none) and its freshly
+    initialized network, both from ``seed`` and in this order, so a seed starts the same
+    however it is trained (alone or together with other seeds)."""
     torch.manual_seed(seed)
     shape = task.shape
     data = task.make_data(seed)
@@ -164,9 +187,23 @@ def train_cell(
     data = data.to(device)
     net = model.build(shape, recipe.hidden_size, recipe.num_layers).to(device)
     check_first_forward(net, shape, data.train_inputs, recipe.batch_size, recipe.carry_state)
-    primary = validation_name(task.primary_metric)
-    best = BestEpoch(primary, task.higher_is_better)
-    curve, train_seconds = fit(net, task, data, recipe, seed, device, best, selection.patience)
+    return data, net
+
+
+def conclude(
+    task: Task,
+    net: torch.nn.Module,
+    data: TaskData,
+    recipe: Recipe,
+    curve: list[dict[str, Any]],
+    best: BestEpoch,
+    train_seconds: float,
+    *,
+    selection: Selection = Selection(),
+    keep_weights: bool = False,
+    evaluate_test: bool = True,
+) -> CellOutcome:
+    """The selected epoch's weights restored, its figures, and the one test evaluation."""
     selected = curve[-1]
     if selection.mode == "best" and best.weights is not None:
         net.load_state_dict(best.weights)
@@ -174,7 +211,9 @@ def train_cell(
 
     net.eval()
     scored, tolerance = task.scored_steps, task.accuracy_tolerance
-    train = score(net, data.train_inputs, data.train_targets, shape.output_kind, tolerance, scored)
+    train = score(
+        net, data.train_inputs, data.train_targets, task.shape.output_kind, tolerance, scored
+    )
     metrics: dict[str, Any] = {
         "train_loss": train["loss"],
         "train_perplexity": train["perplexity"],

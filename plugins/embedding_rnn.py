@@ -18,6 +18,7 @@ def register_models(register):
             name="embedding-rnn",
             description="torch.nn.Embedding + torch.nn.RNN + linear head; token inputs only",
             build=build,
+            trains_across_seeds=True,
             input_kinds={"tokens"},
         )
     )

@@ -20,5 +20,6 @@ def register_models(register):
             name="gru",
             description="torch.nn.GRU over one-hot or value inputs, linear head",
             build=build,
+            trains_across_seeds=True,
         )
     )

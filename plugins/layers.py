@@ -21,8 +21,8 @@ class InputEncoder(nn.Module):
         self.size = shape.input_size
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if self.tokens:
-            return nn.functional.one_hot(inputs, self.size).float()
+        if self.tokens:  # one_hot's range check reads the data, which vmap cannot trace
+            return nn.functional.embedding(inputs, torch.eye(self.size, device=inputs.device))
         return inputs
 
 

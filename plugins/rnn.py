@@ -20,5 +20,6 @@ def register_models(register):
             name="rnn",
             description="torch.nn.RNN (tanh) over one-hot or value inputs, linear head",
             build=build,
+            trains_across_seeds=True,
         )
     )

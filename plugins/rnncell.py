@@ -18,5 +18,6 @@ def register_models(register):
             name="rnncell",
             description="torch.nn.RNNCell stepped in a Python loop, linear head",
             build=build,
+            trains_across_seeds=True,
         )
     )

@@ -18,5 +18,6 @@ def register_models(register):
             name="scratch-rnn",
             description="Elman RNN from its own W_xh, W_hh, b_h, W_hy, b_y and a Python time loop",
             build=build,
+            trains_across_seeds=True,
         )
     )

@@ -80,13 +80,14 @@ class LosingExecutor(InProcessExecutor):
         super().__init__(1)
         self.lose, self.times = lose, times
 
-    def submit(self, fn, cell, *args):
+    def submit(self, fn, unit, *args):  # a unit: the cells run together (one, or a group)
+        cell = unit[0]
         if cell.cell_id in self.lose and self.lost.count(cell.cell_id) < self.times:
             self.lost.append(cell.cell_id)
             future: Future = Future()
             future.set_exception(CellLost("its Ray worker or node died: NodeDiedError"))
             return future
-        return super().submit(fn, cell, *args)
+        return super().submit(fn, unit, *args)
 
 
 @pytest.mark.parametrize("times", [1, runner.MAX_CELL_LOSSES + 1])

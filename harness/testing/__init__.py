@@ -13,7 +13,7 @@ Each check raises ``AssertionError`` with a message naming the task or model and
 Importing this package does not import torch; the checks do, when they run.
 """
 
-from harness.testing.models import check_model
+from harness.testing.models import check_model, check_trains_across_seeds
 from harness.testing.reference import REFERENCE_MODEL
 from harness.testing.suite import Case, check_import_is_light, conformance_cases, conformance_tests
 from harness.testing.tasks import check_task
@@ -24,6 +24,7 @@ __all__ = [
     "check_import_is_light",
     "check_model",
     "check_task",
+    "check_trains_across_seeds",
     "conformance_cases",
     "conformance_tests",
 ]

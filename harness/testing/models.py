@@ -38,6 +38,8 @@ def check_model(
     state carried across a split equals one whole pass (within ``rtol``/``atol``), that
     sequences in a batch do not see each other, and that a few training steps through
     :func:`harness.train.make_training_step` give a finite loss and move every parameter.
+    A model that claims ``trains_across_seeds`` is also checked with
+    :func:`check_trains_across_seeds`.
     """
     subject = f"model {getattr(model, 'name', model)!r}"
     if not isinstance(model, Model):
@@ -59,6 +61,8 @@ def check_model(
                 for n in layers:
                     where = f"{subject} ({shape.input_kind} -> {shape.output_kind}, {n} layer(s))"
                     check_network(model, shape, hidden_size, n, batch, steps, rtol, atol, where)
+    if model.trains_across_seeds:
+        check_trains_across_seeds(model, hidden_size=hidden_size, rtol=rtol, atol=atol)
 
 
 def example_batch(shape: TaskShape, batch: int, steps: int, seed: int = 0) -> tuple[Any, Any]:
@@ -143,3 +147,74 @@ def check_network(
     still = [n for n, p in net.named_parameters() if n in before and torch.equal(p, before[n])]
     if len(still) == len(before):
         fail(where, "three training steps changed no parameter")
+
+
+def check_trains_across_seeds(
+    model: Model,
+    *,
+    hidden_size: int = 8,
+    seeds: Sequence[int] = (0, 1, 2),
+    batch: int = 3,
+    steps: int = 7,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+) -> None:
+    """For a model that claims ``trains_across_seeds``: training its seeds together (one
+    batched torch.func computation) gives each seed the parameters and losses of training it
+    alone, for every input and output kind it serves, with clipping and Adam in play."""
+    import torch
+
+    from harness.seeds import SeedStack
+    from harness.train import make_training_step
+
+    subject = f"model {model.name!r} (trains_across_seeds)"
+    recipe = Recipe(epochs=1, batch_size=batch, lr=0.01, optimizer="adam", clip=0.5)
+    with one_thread():
+        for kind in sorted(model.input_kinds):
+            for shape in SHAPES[kind]:
+                where = f"{subject} ({shape.input_kind} -> {shape.output_kind})"
+                apart, together = [], []
+                for seed in seeds:
+                    torch.manual_seed(seed)
+                    apart.append(model.build(shape, hidden_size, 1))
+                    torch.manual_seed(seed)
+                    together.append(model.build(shape, hidden_size, 1))
+                batches = [
+                    [example_batch(shape, batch, steps, seed=10 * s + i) for s in seeds]
+                    for i in range(3)
+                ]
+                try:
+                    stack = SeedStack(together, recipe, shape.output_kind)
+                    losses = [
+                        stack.step(
+                            torch.stack([x for x, _ in per_seed]),
+                            torch.stack([y for _, y in per_seed]),
+                        )
+                        for per_seed in batches
+                    ]
+                    stack.unstack()
+                except Exception as exc:
+                    fail(where, f"training seeds together raised {type(exc).__name__}: {exc}")
+                for s, net in enumerate(apart):
+                    step = make_training_step(net.train(), recipe, shape.output_kind)
+                    for i, per_seed in enumerate(batches):
+                        loss, _ = step(*per_seed[s], None)
+                        try:
+                            torch.testing.assert_close(losses[i][s], loss, rtol=rtol, atol=atol)
+                        except AssertionError:
+                            fail(
+                                where,
+                                f"seed {seeds[s]}, step {i}: loss {float(losses[i][s])}"
+                                f" together, {float(loss)} apart",
+                            )
+                    for (name, expected), actual in zip(
+                        net.state_dict().items(), together[s].state_dict().values()
+                    ):
+                        try:
+                            torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol)
+                        except AssertionError as exc:
+                            fail(
+                                where,
+                                f"seed {seeds[s]}: {name} after 3 steps differs from "
+                                f"training it alone ({str(exc).splitlines()[-1].strip()})",
+                            )

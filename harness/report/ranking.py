@@ -9,6 +9,7 @@ With one seed there is no interval and ranks follow the values.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -33,17 +34,25 @@ _PER_PAIR = set(TIMING_COLUMNS)
 
 def interval(values: pd.Series) -> tuple[float, float, int]:
     """Mean, half-width of the two-sided 95% t interval (NaN for n < 2), and n."""
-    from scipy import stats
+    import numpy as np
 
-    clean = pd.to_numeric(values, errors="coerce").dropna()
+    clean = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    clean = clean[~np.isnan(clean)]
     n = len(clean)
     if n == 0:
         return math.nan, math.nan, 0
     mean = float(clean.mean())
     if n < 2:
         return mean, math.nan, n
-    half = float(stats.t.ppf(0.975, n - 1) * clean.std(ddof=1) / math.sqrt(n))
-    return mean, half, n
+    return mean, float(t_quantile(n - 1) * clean.std(ddof=1) / math.sqrt(n)), n
+
+
+@functools.lru_cache(maxsize=256)
+def t_quantile(dof: int) -> float:
+    """The 97.5% quantile of Student's t (a leaderboard asks for the same few, many times)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, dof))
 
 
 def aggregate(cells: pd.DataFrame, task: str, meta: TaskMeta) -> pd.DataFrame:

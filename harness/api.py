@@ -273,7 +273,6 @@ def execute_run(
                 on_done=on_done,
                 on_notice=on_notice,
                 cost=lambda cell: estimate_cost(cell, earlier, by_pair),
-                seeds_together=config.seeds_together,
             )
             run_info["status"] = "finished"
         except KeyboardInterrupt:

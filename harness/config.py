@@ -123,7 +123,8 @@ class RunConfig:
 
     def grid_settings(self) -> dict[str, Any]:
         """Where and how :func:`harness.runner.run_grid` runs cells, for ``run`` and ``tune``
-        alike: executor, workers, threads, Ray address, GPU share, whether to keep weights."""
+        alike: executor, workers, threads, Ray address, GPU share, whether to keep weights,
+        whether a pair's seeds train together."""
         return {
             "workers": self.workers,
             "threads": self.threads,
@@ -131,6 +132,7 @@ class RunConfig:
             "ray_address": self.ray_address,
             "gpus_per_cell": self.gpus_per_cell,
             "save_models": self.save_models,
+            "seeds_together": self.seeds_together,
         }
 
     def recipe_overrides(self) -> dict[str, Any]:

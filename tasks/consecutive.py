@@ -95,6 +95,26 @@ class Consecutive(Task):
     # training windows, which the leaderboard shows by putting train beside test.
     recipe = Recipe(epochs=30, batch_size=50, lr=0.005, optimizer="adam", hidden_size=128, clip=1.0)
 
+    def __post_init__(self) -> None:
+        """Options that cannot make a dataset fail here, as one line, before any cell runs."""
+        for name in ("group", "window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.max_start < 0 or self.probe_steps < 0:
+            raise ValueError("max_start and probe_steps must not be negative")
+        for name in ("length", "test_length", "val_length"):
+            if getattr(self, name) <= self.window:
+                raise ValueError(
+                    f"{name} must be longer than the window ({self.window}), "
+                    f"not {getattr(self, name)}"
+                )
+        vocab = self.max_start + self.group
+        tokens = self.probe.split()
+        if not tokens or not all(t.isdigit() and int(t) < vocab for t in tokens):
+            raise ValueError(
+                f"probe must be numbers 0..{vocab - 1} separated by spaces, not {self.probe!r}"
+            )
+
     @property
     def shape(self) -> TaskShape:  # type: ignore[override]
         vocab = self.max_start + self.group

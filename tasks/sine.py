@@ -68,6 +68,22 @@ class Sine(Task):
     }
     metric_directions = {"rollout_mse": "lower", "rollout_mse_from_first": "lower"}
 
+    def __post_init__(self) -> None:
+        """Options that cannot make a dataset fail here, as one line, before any cell runs."""
+        if self.points < 2:
+            raise ValueError(f"points must be at least 2, not {self.points}")
+        if not 1 <= self.warmup < self.points:
+            raise ValueError(f"warmup must lie in 1..{self.points - 1}, not {self.warmup}")
+        for name in ("train_curves", "test_curves", "val_curves"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if not self.span > 0 or self.tolerance < 0:
+            raise ValueError("span must be positive and tolerance not negative")
+        if self.train_phases not in ("continuous", "tutorial"):
+            raise ValueError(
+                f"train_phases must be 'continuous' or 'tutorial', not {self.train_phases!r}"
+            )
+
     @property
     def accuracy_tolerance(self) -> float:  # type: ignore[override]
         """Teacher-forced predictions within this absolute error count as correct."""
@@ -80,12 +96,8 @@ class Sine(Task):
         val_rng = np.random.default_rng([seed, 2])
         if self.train_phases == "tutorial":
             train_k = train_rng.integers(0, 3, self.train_curves).astype(float)
-        elif self.train_phases == "continuous":
+        else:  # "continuous", as __post_init__ checked
             train_k = train_rng.uniform(0.0, 2 * math.pi, self.train_curves)
-        else:
-            raise ValueError(
-                f"train_phases must be 'continuous' or 'tutorial', not {self.train_phases!r}"
-            )
         train = curves(train_k, self.points, self.span)
         test_phases = test_rng.uniform(0.0, 2 * math.pi, self.test_curves)
         test = curves(test_phases, self.points, self.span)

@@ -66,6 +66,26 @@ def test_bad_flag_is_one_line(tmp_path, args, message):
     assert_one_line(invoke("run", *small, *args), message)
 
 
+TASK_OPTIONS = {
+    "consecutive.window=0": "window must be at least 1, not 0",
+    "consecutive.length=20": "length must be longer than the window (20), not 20",
+    "consecutive.probe=2 x": "probe must be numbers 0..19 separated by spaces, not '2 x'",
+    "consecutive.probe=25": "probe must be numbers 0..19",
+    "sine.points=1": "points must be at least 2, not 1",
+    "sine.warmup=50": "warmup must lie in 1..49, not 50",
+    "sine.train_curves=0": "train_curves must be at least 1, not 0",
+    "sine.train_phases=oops": "train_phases must be 'continuous' or 'tutorial', not 'oops'",
+}
+
+
+@pytest.mark.parametrize(("option", "message"), TASK_OPTIONS.items(), ids=TASK_OPTIONS.keys())
+def test_a_task_option_no_dataset_can_have_is_one_line(tmp_path, option, message):
+    task = option.split(".")[0]
+    args = ("-t", task, "-m", "rnn", "--epochs", "1", "--out", str(tmp_path / "o"))
+    assert_one_line(invoke("run", *args, "-o", option), message)
+    assert not (tmp_path / "o").exists()  # refused before anything started
+
+
 def test_config_that_is_a_folder_and_out_that_is_a_file(tmp_path):
     assert_one_line(invoke("run", "--config", str(tmp_path)), "is a directory")
     afile = tmp_path / "file"

@@ -12,7 +12,6 @@ torch is never imported here, and matplotlib only when plotting.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -44,7 +43,24 @@ def load_benchmarks(json_path: str | Path) -> list[dict[str, Any]]:
     timed = [b for b in data["benchmarks"] if isinstance(b, dict) and b.get("stats")]
     if not timed:
         raise BenchmarkFileError(f"{path} holds no timed benchmarks to plot")
+    for bench in timed:
+        name = bench.get("fullname") or bench.get("name")
+        stats, info = bench["stats"], bench.get("extra_info") or {}
+        if not isinstance(stats, dict) or not _is_number(stats.get("median")):
+            raise BenchmarkFileError(f"{path}: benchmark {name!r} has no median time")
+        if not isinstance(info, dict):
+            raise BenchmarkFileError(f"{path}: benchmark {name!r}: extra_info is not an object")
+        if info.get("kind") == "sweep" and info.get("sweep") in SWEEP_AXES:
+            field = SWEEP_AXES[info["sweep"]][0]
+            if not _is_number(info.get(field)):
+                raise BenchmarkFileError(
+                    f"{path}: sweep benchmark {name!r} has no numeric {field!r} in extra_info"
+                )
     return timed
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def plot_benchmarks(json_path: str | Path, out_dir: str | Path) -> list[Path]:
@@ -217,30 +233,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "group"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m harness.benchplot JSON [--out DIR]``: write the plots, print their paths."""
-    parser = argparse.ArgumentParser(
-        prog="harness bench-plot",
-        description="Plot a saved pytest-benchmark JSON (medians with IQR error bars).",
-    )
-    parser.add_argument("json", type=Path, help="a file from --benchmark-json or -autosave")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="folder for the PNGs (default: results/benchmarks, git-ignored)",
-    )
-    args = parser.parse_args(argv)
-    out = args.out or Path("results", "benchmarks")
-    try:
-        paths = plot_benchmarks(args.json, out)
-    except (OSError, BenchmarkFileError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for path in paths:
-        print(path)
-    return 0
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m harness.benchplot JSON [--out DIR]``: the same as ``harness bench-plot``."""
+    from harness.cli import main as cli
+
+    cli.main(["bench-plot", *(sys.argv[1:] if argv is None else argv)], prog_name="harness")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -49,6 +49,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "overhead: the harness loop against plain PyTorch, scratch-rnn against nn.RNN"
     )
+    config.addinivalue_line(
+        "markers", "seeds: a pair's seeds trained together (torch.func) against one after another"
+    )
     threads = config.getoption("bench_threads")
     if threads is not None:
         import torch

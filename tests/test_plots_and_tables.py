@@ -92,9 +92,12 @@ def test_one_notation_per_column():
             "mse": ["1.20e-03 ± 1.00e-04", "0.5000", "0.0200"],
             "speed": ["59.4718", "1,350.0", ""],
             "label": ["ohlol", "0.5", "x"],
+            "seed": ["0", "0", "0"],
+            "zero": ["0.0000", "0.0000", "0.0000"],
         }
     )
     shown = one_notation(table)
+    assert list(shown["seed"]) == ["0", "0", "0"] and list(shown["zero"]) == ["0.0000"] * 3
     assert list(shown["mse"]) == ["1.20e-03 ± 1.00e-04", "5.00e-01", "2.00e-02"]
     assert list(shown["speed"]) == ["59.5", "1,350.0", ""]
     assert list(shown["rank"]) == ["1", "2=", "3"] and list(shown["label"]) == ["ohlol", "0.5", "x"]

@@ -9,6 +9,7 @@ import re
 import pandas as pd
 
 _NUMBER = r"-?(?:\d[\d,]*)?\.?\d+(?:e[+-]?\d+)?"
+_WHOLE = re.compile(r"^-?\d[\d,]*$")
 _CELL = re.compile(rf"^({_NUMBER})(?: ± ({_NUMBER}))?(\s.*)?$")
 
 
@@ -24,12 +25,13 @@ def _parse(text: str) -> tuple[float, float | None, str] | None:
     )
 
 
-def notation(values: list[float]) -> str:
-    """The format spec one column uses: thousands, fixed decimals or scientific."""
+def notation(values: list[float], whole: bool = False) -> str:
+    """The format spec one column uses: thousands, fixed decimals or scientific; ``whole``
+    (every value written as a whole number, e.g. seeds or counts) keeps it whole, zeros too."""
     finite = [abs(v) for v in values if math.isfinite(v)]
     nonzero = [v for v in finite if v > 0]
     if not nonzero:
-        return ".4f"
+        return ",.0f" if whole else ".4f"
     low, high = min(nonzero), max(nonzero)
     if all(float(v).is_integer() for v in finite) and high >= 1:
         return ",.0f"
@@ -56,7 +58,8 @@ def one_notation(table: pd.DataFrame) -> pd.DataFrame:
             continue
         if any(p and p[2] for p in parsed):
             continue  # units or markers after the number (e.g. "1=", "1.2×"): keep as written
-        spec = notation([p[0] for p in parsed if p])
+        whole = all(_WHOLE.match(c.strip()) for c, p in zip(cells, parsed) if p)
+        spec = notation([p[0] for p in parsed if p], whole)
         halves = [p[1] for p in parsed if p and p[1] is not None]
         half_spec = notation(halves) if halves else spec
         out = []

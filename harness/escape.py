@@ -61,3 +61,11 @@ def md_code(value: Any) -> str:
     fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def md_table(frame: Any) -> str:
+    """A pandas DataFrame as a markdown table whose cells (plugin names, labels, errors, settings)
+    cannot break its rows: every cell and header through :func:`md_cell`."""
+    safe = frame.astype(object).where(frame.notna(), "").map(md_cell)
+    safe.columns = [md_cell(c) for c in frame.columns]
+    return safe.to_markdown(index=False, disable_numparse=True)

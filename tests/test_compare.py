@@ -3,6 +3,8 @@ added, removed or broken; markdown; exit status for CI; one-line errors for bad 
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from harness.api import compare
@@ -12,11 +14,13 @@ from harness.run_folder import RunFolder
 META = TaskMeta(primary_metric="test_accuracy", higher_is_better=True, input_kind="tokens")
 
 
-def make_run(path, accuracy, speed=1000.0, status=None, models=("rnn", "gru"), quartiles=None):
+def make_run(
+    path, accuracy, speed=1000.0, status=None, models=("rnn", "gru"), quartiles=None, error=""
+):
     """A run folder with one task ``t``: per model, one cell per accuracy value (its seeds)."""
     folder = RunFolder.create(path)
     folder.write_info(
-        {"config": {"epochs": len(str(path))}, "resolved": {"models": list(models)},
+        {"config": {"epochs": len(str(path)), "note": error}, "resolved": {"models": list(models)},
          "tasks": {"t": META.to_dict()}, "status": "finished"}
     )  # fmt: skip
     for model in models:
@@ -27,7 +31,7 @@ def make_run(path, accuracy, speed=1000.0, status=None, models=("rnn", "gru"), q
                 "model": model,
                 "seed": seed,
                 "status": (status or {}).get((model, seed), "ok"),
-                "error": "",
+                "error": error,
                 "test_accuracy": value,
                 "train_throughput": speed,
             }
@@ -79,6 +83,20 @@ def test_cells_added_removed_and_broken(tmp_path):
     assert any("t × rnn seed 1: ok -> failed" in r for r in result.regressions)
     verdicts = dict(zip(result.models["model"], result.models["verdict"]))
     assert verdicts["gru"] == "only in A" and verdicts["lstm"] == "only in B"
+
+
+def test_markdown_tables_and_lists_survive_plugin_text(tmp_path):
+    a = make_run(tmp_path / "a", {"rnn": [0.9], "gru": [0.9]})
+    error = "boom | bang\n# not a heading"
+    status = {("rnn", 0): "failed"}
+    b = make_run(tmp_path / "b", {"rnn": [0.9], "gru": [0.9]}, status=status, error=error)
+    lines = compare(a, b).markdown().splitlines()
+    assert not any(line.startswith("# not") for line in lines)
+    for table in ("setting", "task"):  # the settings table (its `note`) and the cell table
+        header = next(line for line in lines if line.startswith(f"| {table} "))
+        rows = list(itertools.takewhile(lambda x: x.startswith("|"), lines[lines.index(header) :]))
+        assert {row.replace("\\|", "").count("|") for row in rows} == {header.count("|")}, rows
+    assert any(line.startswith("- regression: t × rnn seed 0") for line in lines)
 
 
 def test_speed_from_timing_quartiles(tmp_path):

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.escape import md_code, md_table, md_text
 from harness.report.formatting import one_notation
 from harness.report.ranking import _fmt
 from harness.report.run import LoadedRun
@@ -53,15 +54,17 @@ class Comparison:
         return [(title, frame) for title, frame in parts if not frame.empty]
 
     def markdown(self) -> str:
-        lines = ["# Comparison", "", f"- A: `{self.a}`", f"- B: `{self.b}`", ""]
+        """The comparison as markdown; plugin text (names, errors, settings) escaped."""
+        lines = ["# Comparison", "", f"- A: {md_code(self.a)}", f"- B: {md_code(self.b)}", ""]
         for title, frame in self.sections():
-            lines += [f"## {title}", "", frame.to_markdown(index=False, disable_numparse=True), ""]
+            lines += [f"## {title}", "", md_table(frame), ""]
         if self.added:
-            lines += ["## cells only in B", "", *[f"- {c}" for c in self.added], ""]
+            lines += ["## cells only in B", "", *[f"- {md_text(c)}" for c in self.added], ""]
         if self.removed:
-            lines += ["## cells only in A", "", *[f"- {c}" for c in self.removed], ""]
+            lines += ["## cells only in A", "", *[f"- {md_text(c)}" for c in self.removed], ""]
         lines += ["## verdict", "", *[f"- {n}" for n in self.notes]]
-        lines += [f"- regression: {r}" for r in self.regressions] or ["- no regression"]
+        regressions = [f"- regression: {md_text(r)}" for r in self.regressions]
+        lines += regressions or ["- no regression"]
         return "\n".join(lines) + "\n"
 
 

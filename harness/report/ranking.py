@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.escape import md_cell, md_code, md_text
+from harness.escape import md_code, md_table, md_text
 from harness.report.formatting import one_notation
 from harness.report.meta import TaskMeta
 from harness.timing import TIMING_COLUMNS
@@ -453,7 +453,7 @@ def markdown(cells: pd.DataFrame, metas: dict[str, TaskMeta]) -> str:
         if frame.empty:
             parts += ["No finished cells.", ""]
         else:
-            parts += [_markdown_table(one_notation(display_table(frame, meta))), ""]
+            parts += [md_table(one_notation(display_table(frame, meta))), ""]
         directions = meta.metric_directions
         for name, text in meta.metric_descriptions.items():
             better = f" ({directions[name]} is better)" if name in directions else ""
@@ -467,12 +467,5 @@ def markdown(cells: pd.DataFrame, metas: dict[str, TaskMeta]) -> str:
     if not unfinished.empty:
         parts += ["## Cells that did not finish", ""]
         table = unfinished[["task", "model", "seed", "status", "error"]]
-        parts += [_markdown_table(table), ""]
+        parts += [md_table(table), ""]
     return "\n".join(parts)
-
-
-def _markdown_table(frame: pd.DataFrame) -> str:
-    """A markdown table whose cells (plugin names, labels, errors) cannot break its rows."""
-    safe = frame.astype(object).where(frame.notna(), "").map(md_cell)
-    safe.columns = [md_cell(c) for c in frame.columns]
-    return safe.to_markdown(index=False, disable_numparse=True)

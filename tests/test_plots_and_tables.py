@@ -80,6 +80,11 @@ def test_legends_cover_no_data_and_stay_inside_the_figure():
         plots.close(fig)
 
 
+def test_no_figure_without_a_metric_to_draw():
+    nothing = pd.DataFrame({"model": ["rnn"], "test_loss": [float("nan")]})
+    assert plots.metric_bars(nothing, "t", META) is None
+
+
 def test_svg_is_inline_and_keeps_text_as_text():
     svg = plots.to_svg(plots.metric_bars(board(["rnn"]), "t", META))
     assert svg.startswith("<svg") and "<text" in svg and "<?xml" not in svg

@@ -157,6 +157,8 @@ def metric_bars(
         return None
     colours = colours or model_colours(board["model"])
     shown = [(m, label) for m, label in BAR_METRICS if m in board and board[m].notna().any()]
+    if not shown:
+        return None
     plt = _pyplot()
     fig = plt.figure(figsize=(4.2 * len(shown), 5.2), layout="constrained")
     # a subfigure per panel, so each panel's legend sits at its own foot, below the tick labels

@@ -141,7 +141,7 @@ def _plot_sweep(points: list[dict[str, Any]], field: str, label: str, path: Path
         lines[info.get("model", bench["name"])].append((info[field], *_median_and_iqr(bench)))
     fixed = {"timesteps": "hidden_size", "hidden_size": "timesteps"}[field]
     fixed_values = sorted({b["extra_info"].get(fixed) for b in points}, key=str)
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(8.5, 5))
     for model, rows in sorted(lines.items()):
         rows.sort()
         xs = [r[0] for r in rows]
@@ -158,7 +158,7 @@ def _plot_sweep(points: list[dict[str, Any]], field: str, label: str, path: Path
     fixed_text = ", ".join(str(v) for v in fixed_values)
     ax.set_title(f"training step vs {label} ({fixed.replace('_', ' ')} {fixed_text})")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the lines, never over them
     fig.text(0.01, 0.01, _caption(points), fontsize=7, alpha=0.7)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=120)

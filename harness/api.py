@@ -183,6 +183,24 @@ def task_meta(
     )
 
 
+def cell_device(config: RunConfig) -> Any:
+    """The device cells are given: a ``torch.device`` resolved here, or with Ray the name
+    (``auto``, ``cuda``), which each node resolves for its own hardware, not the driver's.
+    With Ray not installed, a one-line error before anything starts."""
+    from harness.device import DeviceError, check_device_name, resolve_device
+
+    try:
+        if config.executor == "ray":
+            from harness.ray_executor import check_ray_installed
+
+            check_ray_installed()
+            check_device_name(config.device)
+            return config.device
+        return resolve_device(config.device)
+    except DeviceError as exc:
+        raise HarnessError(str(exc)) from None
+
+
 def execute_run(
     config: RunConfig,
     *,
@@ -192,22 +210,9 @@ def execute_run(
     on_notice: Callable[[str], None] = lambda text: None,
 ) -> RunResult:
     """Plan, run and report a grid. On Ctrl-C the finished cells are reported, then it re-raises."""
-    from harness.device import DeviceError, check_device_name, resolve_device
-
-    if config.executor == "ray":  # fail before anything starts when Ray is not installed
-        from harness.ray_executor import check_ray_installed
-
-        check_ray_installed()
+    device = cell_device(config)
     registry = registry or load_plugins()
     tasks, models = resolve_names(config, registry)
-    try:
-        if config.executor == "ray":  # each node resolves it: its hardware, not the driver's
-            check_device_name(config.device)
-            device: Any = config.device
-        else:
-            device = resolve_device(config.device)
-    except DeviceError as exc:
-        raise HarnessError(str(exc)) from None
     seeds = config.seed_list
     try:
         for name, options in config.options.items():

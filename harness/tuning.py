@@ -403,19 +403,15 @@ def execute_tune(
     require_optuna()
     import optuna
 
-    from harness.api import environment, output_folder, resolve_names, task_meta
-    from harness.device import DeviceError, resolve_device
+    from harness.api import cell_device, environment, output_folder, resolve_names, task_meta
     from harness.plugins import load_plugins
     from harness.report import LoadedRun, write_report
     from harness.report.tables import cells_frame
     from harness.run_folder import FORMAT_VERSION
 
+    device = cell_device(config)
     registry = registry or load_plugins()
     tasks, models = resolve_names(config, registry)
-    try:
-        device = resolve_device(config.device)
-    except DeviceError as exc:
-        raise HarnessError(str(exc)) from None
     seeds = config.seed_list
     trial_seed = TRIAL_SEED_OFFSET + config.seed
     if trial_seed in seeds:

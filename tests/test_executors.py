@@ -104,3 +104,22 @@ def test_a_lost_cell_is_resubmitted_and_others_run_on(monkeypatch, tmp_path, tim
     else:
         assert cells.loc["gru", "status"] == "failed"
         assert "lost 4 times: its Ray worker or node died" in cells.loc["gru", "error"]
+
+
+@pytest.mark.parametrize("command", ["run", "tune"])
+def test_with_ray_cells_get_the_device_name_and_a_missing_ray_stops_before_anything(
+    tmp_path, monkeypatch, command
+):
+    from harness.api import cell_device, execute_run
+    from harness.tuning import execute_tune
+
+    ray = load_config(None, {"executor": "ray", "device": "auto"})
+    assert cell_device(ray) == "auto"  # each node resolves it for its own hardware
+    assert str(cell_device(load_config(None, {"device": "cpu"}))) == "cpu"
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    out = tmp_path / "o"
+    config = load_config(None, {"executor": "ray", "tasks": ["hello"], "out": str(out)})
+    execute = execute_run if command == "run" else execute_tune
+    with pytest.raises(HarnessError, match="--executor ray needs Ray"):
+        execute(config)
+    assert not out.exists()

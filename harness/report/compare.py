@@ -18,8 +18,7 @@ from typing import Any
 import pandas as pd
 
 from harness.escape import md_code, md_table, md_text
-from harness.report.formatting import one_notation
-from harness.report.ranking import _fmt
+from harness.report.formatting import format_value, one_notation
 from harness.report.run import LoadedRun
 
 #: Speed columns compared (higher is faster), with how the tables label them.
@@ -141,7 +140,8 @@ def compare(
             no_interval |= said == "no interval"
             if said == "worse":
                 result.regressions.append(
-                    f"{task} × {model}: {metric} {_fmt(base)} -> {_fmt(float(vb.mean()))}"
+                    f"{task} × {model}: {metric} {format_value(base)} -> "
+                    f"{format_value(float(vb.mean()))}"
                 )
             quality_rows.append(
                 {
@@ -150,7 +150,7 @@ def compare(
                     "metric": f"{metric} ({meta.direction} is better)",
                     "A": _mean_ci(va),
                     "B": _mean_ci(vb),
-                    "change": _fmt(diff, half),
+                    "change": format_value(diff, half),
                     "relative": _relative(diff, base),
                     "verdict": said,
                 }
@@ -169,12 +169,13 @@ def compare(
                 ssaid = {"better": "faster", "worse": "slower"}.get(ssaid, ssaid)
                 if ssaid == "slower":
                     result.regressions.append(
-                        f"{task} × {model}: {name} {_fmt(smean, whole=True)} -> "
-                        f"{_fmt(float(sb.mean()), whole=True)}"
+                        f"{task} × {model}: {name} {format_value(smean, whole=True)} -> "
+                        f"{format_value(float(sb.mean()), whole=True)}"
                     )
-                row[f"{name} A"] = _fmt(smean, whole=True)
-                row[f"{name} B"] = _fmt(float(sb.mean()) if not sb.empty else math.nan, whole=True)
-                row[f"{name} ratio"] = _ratio(smean, float(sb.mean()) if not sb.empty else math.nan)
+                row[f"{name} A"] = format_value(smean, whole=True)
+                sb_mean = float(sb.mean()) if not sb.empty else math.nan
+                row[f"{name} B"] = format_value(sb_mean, whole=True)
+                row[f"{name} ratio"] = _ratio(smean, sb_mean)
                 row[f"{name} verdict"] = ssaid
             speed_rows.append(row)
         cell_rows += _cell_rows(ca, cb, task, metric, up, speed_threshold, result)
@@ -216,8 +217,8 @@ def _cell_rows(
             "model": cell["model"],
             "seed": cell["seed"],
             "status": status_a if status_a == status_b else f"{status_a} -> {status_b}",
-            f"{metric} A": _fmt(va),
-            f"{metric} B": _fmt(vb),
+            f"{metric} A": format_value(va),
+            f"{metric} B": format_value(vb),
             "change": _relative(vb - va, va),
         }
         for column, label in SPEED.items():
@@ -231,7 +232,8 @@ def _cell_rows(
                 row[f"{label} ratio"] += " slower" if slower else " faster" if faster else ""
                 if slower:
                     result.regressions.append(
-                        f"{name}: {label} {_fmt(sa, whole=True)} -> {_fmt(sb, whole=True)} "
+                        f"{name}: {label} {format_value(sa, whole=True)} -> "
+                        f"{format_value(sb, whole=True)} "
                         "(timing quartiles do not overlap)"
                     )
         rows.append(row)
@@ -272,7 +274,7 @@ def _mean_ci(values: pd.Series) -> str:
     from harness.report.ranking import interval
 
     mean, half, n = interval(values)
-    return f"{_fmt(mean, half)} (n={n})" if n else ""
+    return f"{format_value(mean, half)} (n={n})" if n else ""
 
 
 def _ratio(a: float, b: float) -> str:

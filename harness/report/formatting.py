@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import pandas as pd
 
@@ -23,6 +24,29 @@ def _parse(text: str) -> tuple[float, float | None, str] | None:
         float(half.replace(",", "")) if half else None,
         rest or "",
     )
+
+
+def format_value(value: Any, half: Any = math.nan, whole: bool = False) -> str:
+    """One value (with ``± half``) for a table: whole with thousands, fixed or scientific by
+    its size; ``whole`` keeps an integral float whole. :func:`one_notation` then makes a
+    column agree."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (bool, str)):
+        return str(value)
+    if value == 0:
+        value = 0.0  # no "-0.0000"
+    if isinstance(value, int) or abs(value) >= 1000 or (whole and float(value).is_integer()):
+        text = f"{value:,.0f}"
+    elif abs(value) >= 100:
+        text = f"{value:,.1f}"
+    elif value != 0 and abs(value) < 0.01:
+        text = f"{value:.2e}"
+    else:
+        text = f"{value:.4f}"
+    if not (isinstance(half, float) and math.isnan(half)) and half is not None:
+        text += f" ± {format_value(half)}"
+    return text
 
 
 def notation(values: list[float], whole: bool = False) -> str:

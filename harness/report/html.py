@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.report import ranking
+from harness.report.formatting import format_value
 from harness.report.meta import TaskMeta
 from harness.report.run import LoadedRun
 
@@ -129,7 +129,7 @@ def _references(meta: TaskMeta) -> list[dict[str, str]]:
 
 
 def _figures(metrics: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {ranking._fmt(v)}" for k, v in metrics.items())
+    return ", ".join(f"{k} {format_value(v)}" for k, v in metrics.items())
 
 
 def _chosen(cells: pd.DataFrame) -> Table | None:
@@ -141,7 +141,7 @@ def _chosen(cells: pd.DataFrame) -> Table | None:
     rows = []
     for model, group in ok.groupby("model", sort=False):
         values = [
-            ", ".join(dict.fromkeys(ranking._fmt(v, whole=True) for v in group[c].dropna()))
+            ", ".join(dict.fromkeys(format_value(v, whole=True) for v in group[c].dropna()))
             for c in columns
         ]
         rows.append([str(model), *values])

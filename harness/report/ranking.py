@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from harness.escape import md_code, md_table, md_text
-from harness.report.formatting import one_notation
+from harness.report.formatting import format_value, one_notation
 from harness.report.meta import TaskMeta
 from harness.timing import TIMING_COLUMNS
 
@@ -253,7 +253,8 @@ def tuning_notes(meta: TaskMeta) -> list[str]:
         lines.append(
             f"- `{model}` tuned by `harness tune`: {pair['trials']} trials on seed "
             f"{pair['trial_seed']} scored by `{pair['objective']}` on the validation split "
-            f"(best {_fmt(pair['best_validation'])}), {pair['device_seconds']:.0f} device-seconds; "
+            f"(best {format_value(pair['best_validation'])}), "
+            f"{pair['device_seconds']:.0f} device-seconds; "
             f"re-run on seeds {', '.join(map(str, pair.get('final_seeds', [])))}; test split "
             f"evaluated {pair.get('test_evaluations', '?')} times in all, "
             f"{pair.get('trial_test_evaluations', '?')} of them in the trials"
@@ -308,26 +309,6 @@ def _rank(frame: pd.DataFrame, i: int, metric: str, higher: bool) -> int:
     return 1 + int(better)
 
 
-def _fmt(value: Any, half: Any = math.nan, whole: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, (bool, str)):
-        return str(value)
-    if value == 0:
-        value = 0.0  # no "-0.0000"
-    if isinstance(value, int) or abs(value) >= 1000 or (whole and float(value).is_integer()):
-        text = f"{value:,.0f}"
-    elif abs(value) >= 100:
-        text = f"{value:,.1f}"
-    elif value != 0 and abs(value) < 0.01:
-        text = f"{value:.2e}"
-    else:
-        text = f"{value:.4f}"
-    if not (isinstance(half, float) and math.isnan(half)) and half is not None:
-        text += f" ± {_fmt(half)}"
-    return text
-
-
 def _fmt_spread(row: pd.Series, column: str, compact: bool) -> str:
     """A timed median with its interquartile range: ``median [q1, q3]``, or ``median ±x%``
     (half the range relative to the median) where space is short."""
@@ -335,12 +316,12 @@ def _fmt_spread(row: pd.Series, column: str, compact: bool) -> str:
     if median is None or pd.isna(median):
         return ""
     whole = "throughput" in column
-    text = _fmt(median, whole=whole)
+    text = format_value(median, whole=whole)
     if q1 is None or q3 is None or pd.isna(q1) or pd.isna(q3):
         return text
     if compact:
         return f"{text} ±{50 * (q3 - q1) / median:.0f}%" if median else text
-    return f"{text} [{_fmt(q1, whole=whole)}, {_fmt(q3, whole=whole)}]"
+    return f"{text} [{format_value(q1, whole=whole)}, {format_value(q3, whole=whole)}]"
 
 
 def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) -> pd.DataFrame:
@@ -362,24 +343,25 @@ def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) ->
         for test, val, train in SHOWN:
             if test in row and not pd.isna(row.get(test)) and (not compact or test == primary):
                 labels = ("val", "train") if compact else (val, train)
-                shown[test] = _fmt(row[test], row.get(f"{test}_ci95"))
-                shown[labels[0]] = _fmt(row.get(val), row.get(f"{val}_ci95"))
-                shown[labels[1]] = _fmt(row.get(train), row.get(f"{train}_ci95"))
+                shown[test] = format_value(row[test], row.get(f"{test}_ci95"))
+                shown[labels[0]] = format_value(row.get(val), row.get(f"{val}_ci95"))
+                shown[labels[1]] = format_value(row.get(train), row.get(f"{train}_ci95"))
                 beside += list(labels) if test == primary else []
         if primary.startswith("task_") and f"val_{primary}" in row:
             label = "val" if compact else f"val_{primary.removeprefix('task_')}"
-            shown[label] = _fmt(row[f"val_{primary}"], row.get(f"val_{primary}_ci95"))
+            shown[label] = format_value(row[f"val_{primary}"], row.get(f"val_{primary}_ci95"))
             beside.append(label)
-        shown["best_epoch"] = _fmt(row.get("best_epoch"), row.get("best_epoch_ci95"), whole=True)
+        epoch, epoch_half = row.get("best_epoch"), row.get("best_epoch_ci95")
+        shown["best_epoch"] = format_value(epoch, epoch_half, whole=True)
         beside.append("best_epoch")
         for gap in (c for c in row.index if c.startswith("gap_to_best_")):
             metric = gap.removeprefix("gap_to_best_")
             if metric == primary or not compact:
-                shown[gap if not compact else "gap to best"] = _fmt(row[gap])
+                shown[gap if not compact else "gap to best"] = format_value(row[gap])
         for column in row.index:
             if column.startswith("task_") and not column.endswith(("_ci95", "_n")):
                 whole = column.endswith("epoch")
-                value = _fmt(row[column], row.get(f"{column}_ci95"), whole)
+                value = format_value(row[column], row.get(f"{column}_ci95"), whole)
                 if not compact or len(value) <= 24:
                     shown[column_label(column)] = value
         if not compact or any(frame["recipe"] != DEFAULT_ORIGIN):
@@ -388,11 +370,11 @@ def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) ->
         for column in ["params", *SPEED] if not compact else ["params", "train_throughput"]:
             label = column.replace("_throughput", f" {unit}") if compact else column
             if column == "params":
-                shown[label] = _fmt(row.get(column), whole=True)
+                shown[label] = format_value(row.get(column), whole=True)
             else:
                 shown[label] = _fmt_spread(row, column, compact)
             if column == "params" and not compact:
-                shown["train_wall_seconds"] = _fmt(
+                shown["train_wall_seconds"] = format_value(
                     row.get("train_seconds"), row.get("train_seconds_ci95")
                 )
             if column == "params" and row.get("size_flagged") is True:
@@ -409,7 +391,7 @@ def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) ->
     columns = list(rows[0]) if rows else ["rank", "model"]
     for label, metrics in meta.references:
         named = {column_label(k): v for k, v in metrics.items()}  # as the columns show
-        shown = {k: _fmt(v) for k, v in named.items() if k in columns}
+        shown = {k: format_value(v) for k, v in named.items() if k in columns}
         if shown:
             rows.append({"rank": "", "model": label, **shown})
     return pd.DataFrame(rows, columns=columns).astype(object).fillna("")

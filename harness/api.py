@@ -97,6 +97,12 @@ def output_folder(config: RunConfig) -> RunFolder:
     """The run folder: ``--out``, the latest run for ``--resume``, or a new timestamped one."""
     base = Path(config.results_dir)
     if config.out:
+        folder = RunFolder(config.out)
+        if config.resume and not folder.run_file.is_file():  # a typo must not start a new run
+            raise HarnessError(
+                f"--resume: {config.out} holds no run to resume "
+                "(leave out --resume to start a new run there)"
+            )
         return RunFolder.create(config.out)
     if config.resume:
         latest = RunFolder.latest(base)

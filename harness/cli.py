@@ -158,7 +158,12 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     default=None,
     help="Run folder (default results/<timestamp>); an existing one is resumed.",
 )
-@click.option("--resume", is_flag=True, default=None, help="Resume the latest run in results/.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    default=None,
+    help="Resume the latest run in results/ (with --out: that folder, which must hold a run).",
+)
 @click.option(
     "--save-models", is_flag=True, default=None, help="Keep each trained model's weights."
 )

@@ -112,3 +112,10 @@ def test_more_workers_than_cells_or_cores_is_capped_with_a_notice(cli, tmp_path)
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "--workers 1000: using 1 (1 cell(s) to run" in result.stdout
+
+
+def test_resume_of_a_folder_that_holds_no_run_is_one_line(tmp_path):
+    missing = tmp_path / "typo"
+    result = invoke("run", "-t", "hello", "-m", "rnn", "--out", str(missing), "--resume")
+    assert_one_line(result, f"--resume: {missing} holds no run to resume")
+    assert not missing.exists()  # nothing started there

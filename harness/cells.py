@@ -50,6 +50,11 @@ class Cell:
     def cell_id(self) -> str:
         return cell_id(self.task, self.model, self.seed)
 
+    def pair_key(self) -> str:
+        """The cell less its seed, as text (the options are a dict): equal for the seeds of
+        one pair under one config, which can then be trained together."""
+        return repr(dataclasses.replace(self, seed=0))
+
     def config(self) -> dict[str, Any]:
         import torch
 
@@ -207,7 +212,7 @@ def _execute_together(
     from harness.train import Selection
 
     first = cells[0]
-    if any(dataclasses.replace(c, seed=first.seed) != first for c in cells):
+    if len({cell.pair_key() for cell in cells}) > 1:
         return None
     started = time.perf_counter()
     try:

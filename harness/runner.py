@@ -293,7 +293,7 @@ def group_seeds(cells: list[Cell], registry: Registry) -> list[list[Cell]]:
     for cell in cells:
         model = registry.models.get(cell.model)
         if model is not None and model.trains_across_seeds and not cell.recipe.carry_state:
-            key = repr(dataclasses.replace(cell, seed=0))
+            key = cell.pair_key()
         else:
             key = cell.cell_id
         groups.setdefault(key, []).append(cell)

@@ -56,11 +56,11 @@ class SeedStack:
 
         self.nets, self.recipe = nets, recipe
         params, buffers = stack_module_state(nets)
-        self.names = [name for name, p in nets[0].named_parameters() if p.requires_grad]
-        self.params = {name: params[name] for name in self.names}
+        trained = [name for name, p in nets[0].named_parameters() if p.requires_grad]
+        self.params = {name: params[name] for name in trained}
         self.frozen = {name: p for name, p in params.items() if name not in self.params}
         self.buffers = buffers
-        base = copy.deepcopy(nets[0]).to("meta")
+        base = copy.deepcopy(nets[0]).to("meta").train()  # what every step runs
         criterion = loss_fn(output_kind, scored_steps)
 
         def loss(params: dict, frozen: dict, buffers: dict, x: torch.Tensor, y: torch.Tensor):
@@ -146,8 +146,6 @@ def train_seeds_together(
     for epoch in range(1, recipe.epochs + 1):
         perms = [torch.randperm(n_train, generator=order) for order in orders]
         total = torch.zeros(len(seeds), device=device)
-        for net in nets:
-            net.train()
         synchronize(device)
         started = time.perf_counter()
         for first in range(0, n_train, recipe.batch_size):

@@ -168,15 +168,18 @@ def calibrated_rounds(
 ) -> int:
     """Rounds (of ``iterations`` calls) that fit ``fn`` into about ``budget_s``, from one
     untimed call (also a warm-up)."""
-    once = call_seconds(fn, device) * iterations
-    return max(lo, min(hi, int(budget_s / max(once, 1e-9))))
+    return rounds_for(call_seconds(fn, device), budget_s, lo, hi, iterations)
 
 
-def calibrated_iterations(fn: Callable[[], Any], device: Any, once: float | None = None) -> int:
-    """Calls per round so that a round lasts at least :data:`MIN_ROUND_S` (at least one);
-    ``once``: seconds of one call already measured (else the fastest of three calls)."""
-    if once is None:
-        once = min(call_seconds(fn, device) for _ in range(3))
+def rounds_for(once: float, budget_s: float, lo: int, hi: int, iterations: int = 1) -> int:
+    """Rounds of ``iterations`` calls of a ``once``-second step in about ``budget_s``,
+    within [lo, hi]."""
+    return max(lo, min(hi, int(budget_s / max(once * iterations, 1e-9))))
+
+
+def calibrated_iterations(once: float) -> int:
+    """Calls per round so that a round lasts at least :data:`MIN_ROUND_S` (at least one),
+    for a step that took ``once`` seconds."""
     return max(1, math.ceil(MIN_ROUND_S / max(once, 1e-9)))
 
 
@@ -260,9 +263,8 @@ def time_pair(
                 # the warm-up calls are timed too: the fastest calibrates the rounds, so no
                 # call is spent on calibration alone (the first pays allocator set-up)
                 once = min(call_seconds(fn, device) for _ in range(max(1, warmup_rounds)))
-                iterations = calibrated_iterations(fn, device, once)
-                fit = int(budget / max(once * iterations, 1e-9))
-                rounds = max(MIN_ROUNDS, min(MAX_ROUNDS, fit))
+                iterations = calibrated_iterations(once)
+                rounds = rounds_for(once, budget, MIN_ROUNDS, MAX_ROUNDS, iterations)
                 times = time_rounds(fn, device, rounds, iterations)
                 record.update(summarize(times, steps.items, phase))
                 record[f"timing_rounds_{phase}"] = rounds

@@ -21,8 +21,8 @@ class InputEncoder(nn.Module):
         self.size = shape.input_size
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if self.tokens:  # one_hot's range check reads the data, which vmap cannot trace
-            return nn.functional.embedding(inputs, torch.eye(self.size, device=inputs.device))
+        if self.tokens:  # one_hot itself checks the range by reading the data: vmap cannot trace it
+            return (inputs.unsqueeze(-1) == torch.arange(self.size, device=inputs.device)).float()
         return inputs
 
 

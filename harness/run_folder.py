@@ -293,10 +293,11 @@ class RunFolder:
         return target
 
     def read_timing(self, pair_id: str) -> dict[str, Any] | None:
-        """One pair's timing record, or ``None`` when it is missing or unreadable."""
+        """One pair's timing record, or ``None`` when it is missing or unreadable (the pair
+        is timed again)."""
         try:
-            return json.loads(self.timing_file(pair_id).read_text())
-        except (OSError, ValueError):
+            return read_json_object(self.timing_file(pair_id))
+        except UnreadableFile:
             return None
 
     def read_timings(self) -> list[dict[str, Any]]:
@@ -304,8 +305,8 @@ class RunFolder:
         records = []
         for path in sorted(self.timing_dir.glob("*.json")):
             try:
-                records.append(json.loads(path.read_text()))
-            except ValueError:
+                records.append(read_json_object(path))
+            except UnreadableFile:
                 continue
         return records
 

@@ -418,7 +418,10 @@ def execute_tune(
         raise HarnessError(f"seeds reach the trial seed {trial_seed}: use fewer or lower seeds")
     try:
         bases, not_applicable, sizes = _plan_pairs(registry, config, tasks, models, str(device))
-        metas = {n: task_meta(registry, n, config.options.get(n, {}), seeds) for n in tasks}
+        overrides = config.recipe_overrides()  # the recipe the cells train with, as run records
+        metas = {
+            n: task_meta(registry, n, config.options.get(n, {}), seeds, overrides) for n in tasks
+        }
         for name, sized in sizes.items():  # with --params: the hidden size of each model
             metas[name] = replace(metas[name], params_target=config.params, sizes=sized)
     except ValueError as exc:  # a bad task option, recipe override or search space

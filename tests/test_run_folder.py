@@ -63,3 +63,14 @@ def test_cli_imports_only_the_public_api():
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness")
     }
     assert imported <= {"harness", "harness.api"}, imported
+
+
+def test_unreadable_timing_files_are_skipped(tmp_path):
+    folder = RunFolder.create(tmp_path / "run")
+    folder.write_timing({"pair_id": "hello__rnn", "train_throughput": 1.0})
+    folder.timing_dir.joinpath("hello__gru.json").mkdir()  # a folder where a file belongs
+    folder.timing_file("hello__lstm").write_text("[1, 2]")  # JSON, but not an object
+    folder.timing_file("hello__embedding-rnn").write_text("{trunc")
+    assert [t["pair_id"] for t in folder.read_timings()] == ["hello__rnn"]
+    for pair in ("hello__gru", "hello__lstm", "hello__embedding-rnn", "hello__none"):
+        assert folder.read_timing(pair) is None

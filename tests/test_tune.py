@@ -105,6 +105,12 @@ def test_final_cells_use_fresh_seeds_and_the_best_trial(clean_tune):
     assert "tuned" in stdout
 
 
+def test_run_json_records_the_recipe_the_cells_train_with(clean_tune):
+    out, _ = clean_tune
+    recipe = json.loads((out / "run.json").read_text())["tasks"]["hello"]["recipe"]
+    assert recipe["epochs"] == 3  # --epochs 3, not the task's default 30
+
+
 def test_first_trial_is_the_task_default(clean_tune):
     out, _ = clean_tune
     first = trial_table(out).loc["hello__rnn__trial0"]

@@ -387,6 +387,8 @@ def tune(config: Any = None, *, registry: Any = None, **settings: Any) -> Any:
     if config is None:
         config = load_config(None, settings)
     result = execute_tune(config, registry=registry)
+    if not result.records:  # every trial failed: no final cells, no table written
+        return pd.DataFrame()
     return pd.read_parquet(RunFolder(result.out).cells_parquet)
 
 

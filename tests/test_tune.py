@@ -215,3 +215,29 @@ def test_leaderboard_says_where_each_recipe_came_from():
     )
     assert recipe_origin(tuned, "rnn", cells) == ("tuned: 8 trials, 42 device-s", "lr 0.0031")
     assert recipe_origin(tuned, "gru", cells)[0] == "task default"
+
+
+def test_python_api_gives_an_empty_table_when_every_trial_failed(tmp_path):
+    import dataclasses
+
+    from harness.api import tune
+    from harness.model import Model
+    from harness.plugins import load_plugins
+
+    def build(shape, hidden, layers):
+        raise RuntimeError("this model never builds")
+
+    registry = load_plugins()
+    broken = Model("never", "raises in build", build)
+    registry = dataclasses.replace(registry, models={**registry.models, "never": broken})
+    cells = tune(
+        registry=registry,
+        tasks=["hello"],
+        models=["never"],
+        trials=1,
+        epochs=1,
+        executor="local",
+        timing=False,
+        out=str(tmp_path / "run"),
+    )
+    assert cells.empty

@@ -110,6 +110,19 @@ def test_speed_from_timing_quartiles(tmp_path):
     assert "0.50×" in compare(a, b).cells.iloc[0]["train speed ratio"]
 
 
+def test_speed_is_judged_once_per_pair_not_per_seed(tmp_path):
+    """Seeds share their pair's timing: three copies are not three samples (no Welch interval
+    of zero width) and a slower pair is one regression, not one per seed."""
+    seeds = {"rnn": [0.9, 0.9, 0.9]}
+    a = make_run(tmp_path / "a", seeds, speed=1000, quartiles=(990, 1010), models=["rnn"])
+    b = make_run(tmp_path / "b", seeds, speed=800, quartiles=(790, 810), models=["rnn"])
+    regressions = [r for r in compare(a, b).regressions if "train speed" in r]
+    assert len(regressions) == 1
+    same = make_run(tmp_path / "c", seeds, speed=800, quartiles=(700, 1000), models=["rnn"])
+    assert compare(a, same).regressions == []  # quartiles overlap: not flagged
+    assert compare(a, same).speed.iloc[0]["train speed verdict"] == "same"
+
+
 def test_cli_markdown_exit_status_and_bad_folders(tmp_path, cli):
     a = make_run(tmp_path / "a", {"rnn": [0.90, 0.91, 0.92], "gru": [0.8, 0.8, 0.8]})
     b = make_run(tmp_path / "b", {"rnn": [0.50, 0.52, 0.51], "gru": [0.8, 0.8, 0.8]})

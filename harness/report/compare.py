@@ -3,15 +3,16 @@
 A change is flagged only where the statistics say so *and* it is large enough to matter: the
 95% interval of the difference of the seed means (Welch) must exclude zero, and the relative
 change must pass a threshold. With one seed there is no interval, so nothing is flagged on
-quality or speed (the table says so); a cell that finished in A but failed or diverged in B is
-always a regression. Per cell, speed is judged from the timing quartiles where the runs
-recorded them (``<column>_q1`` / ``<column>_q3``): flagged when the quartile ranges do not
-overlap and the ratio passes the threshold.
+quality (the table says so); a cell that finished in A but failed or diverged in B is always a
+regression. Speed is timed once per task x model pair (its seeds share the figure), so it is
+judged once per pair, from the timing quartiles (``<column>_q1`` / ``<column>_q3``): flagged
+when the quartile ranges do not overlap and the ratio passes the threshold.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,26 +157,22 @@ def compare(
                 }
             )
             row: dict[str, Any] = {"task": task, "model": model}
-            for column, name in SPEED.items():
-                sa, sb = (
-                    _numbers(ok_a[ok_a["model"] == model], column),
-                    _numbers(ok_b[ok_b["model"] == model], column),
+            for column, name in SPEED.items():  # one timing per pair, shared by its seeds
+                (sa, *spread_a), (sb, *spread_b) = (
+                    _pair_speed(ok_a[ok_a["model"] == model], column),
+                    _pair_speed(ok_b[ok_b["model"] == model], column),
                 )
-                if sa.empty and sb.empty:
+                if math.isnan(sa) and math.isnan(sb):
                     continue
-                sdiff, shalf = welch(sa, sb)
-                smean = float(sa.mean()) if not sa.empty else math.nan
-                ssaid = verdict(sdiff, shalf, smean, speed_threshold, True)
-                ssaid = {"better": "faster", "worse": "slower"}.get(ssaid, ssaid)
+                ssaid = speed_verdict(sa, sb, (*spread_a, *spread_b), speed_threshold)
                 if ssaid == "slower":
                     result.regressions.append(
-                        f"{task} × {model}: {name} {format_value(smean, whole=True)} -> "
-                        f"{format_value(float(sb.mean()), whole=True)}"
+                        f"{task} × {model}: {name} {format_value(sa, whole=True)} -> "
+                        f"{format_value(sb, whole=True)} (timing quartiles do not overlap)"
                     )
-                row[f"{name} A"] = format_value(smean, whole=True)
-                sb_mean = float(sb.mean()) if not sb.empty else math.nan
-                row[f"{name} B"] = format_value(sb_mean, whole=True)
-                row[f"{name} ratio"] = _ratio(smean, sb_mean)
+                row[f"{name} A"] = format_value(sa, whole=True)
+                row[f"{name} B"] = format_value(sb, whole=True)
+                row[f"{name} ratio"] = _ratio(sa, sb)
                 row[f"{name} verdict"] = ssaid
             speed_rows.append(row)
         cell_rows += _cell_rows(ca, cb, task, metric, up, speed_threshold, result)
@@ -184,7 +181,7 @@ def compare(
     result.cells = one_notation(pd.DataFrame(cell_rows).astype(object).fillna(""))
     if no_interval:
         result.notes.append(
-            "'no interval': one seed in A or B, so no change is flagged on quality or speed; "
+            "'no interval': one seed in A or B, so no change is flagged on quality; "
             "run both with --seeds 3 or more to compare with intervals"
         )
     result.notes.append(
@@ -221,21 +218,12 @@ def _cell_rows(
             f"{metric} B": format_value(vb),
             "change": _relative(vb - va, va),
         }
-        for column, label in SPEED.items():
+        for column, label in SPEED.items():  # the pair's timing: its verdict is the model's
             sa, sb = _number(cell.get(f"{column}_a")), _number(cell.get(f"{column}_b"))
-            row[f"{label} ratio"] = _ratio(sa, sb)
             spread = [_number(cell.get(f"{column}_{q}_{s}")) for s in "ab" for q in ("q1", "q3")]
-            if not any(math.isnan(v) for v in spread):
-                a_q1, a_q3, b_q1, b_q3 = spread
-                slower = b_q3 < a_q1 and sb <= (1 - speed_threshold) * sa
-                faster = b_q1 > a_q3 and sb >= (1 + speed_threshold) * sa
-                row[f"{label} ratio"] += " slower" if slower else " faster" if faster else ""
-                if slower:
-                    result.regressions.append(
-                        f"{name}: {label} {format_value(sa, whole=True)} -> "
-                        f"{format_value(sb, whole=True)} "
-                        "(timing quartiles do not overlap)"
-                    )
+            said = speed_verdict(sa, sb, spread, speed_threshold)
+            tag = f" {said}" if said in ("slower", "faster") else ""
+            row[f"{label} ratio"] = _ratio(sa, sb) + tag
         rows.append(row)
     return rows
 
@@ -254,6 +242,28 @@ def _settings(a: dict[str, Any], b: dict[str, Any]) -> pd.DataFrame:
                 rows.append({"setting": f"{section}.{key}", "A": str(sa.get(key)),
                              "B": str(sb.get(key))})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def speed_verdict(a: float, b: float, spread: Sequence[float], threshold: float) -> str:
+    """'slower', 'faster' or 'same' for a pair's timed speed (median ``a`` -> ``b``, with
+    ``spread`` = A's q1, q3, B's q1, q3): a change counts when the interquartile ranges do
+    not overlap and it is at least ``threshold``; 'no spread' without quartiles."""
+    if math.isnan(a) or math.isnan(b):
+        return "missing"
+    if any(math.isnan(v) for v in spread):
+        return "no spread"
+    a_q1, a_q3, b_q1, b_q3 = spread
+    if b_q3 < a_q1 and b <= (1 - threshold) * a:
+        return "slower"
+    if b_q1 > a_q3 and b >= (1 + threshold) * a:
+        return "faster"
+    return "same"
+
+
+def _pair_speed(frame: pd.DataFrame, column: str) -> tuple[float, float, float]:
+    """A pair's timed median and quartiles (every seed's record carries the same ones)."""
+    values = [_numbers(frame, c) for c in (column, f"{column}_q1", f"{column}_q3")]
+    return tuple(float(v.iloc[0]) if not v.empty else math.nan for v in values)
 
 
 def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:

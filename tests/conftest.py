@@ -30,3 +30,20 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def invoke(*args: str):
+    """Run ``harness ARGS`` in this process (click's runner), for quick CLI checks."""
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def assert_one_line(result, message: str) -> None:
+    """Bad input: exit status 2 and one ``error:`` line on stderr that says ``message``."""
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: ")

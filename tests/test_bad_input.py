@@ -4,21 +4,8 @@ one line on stderr and exit status 2, never a traceback or click's usage block."
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
 
-from harness.cli import main
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(main, list(args))
-
-
-def assert_one_line(result, message: str) -> None:
-    assert result.exit_code == 2, (result.output, result.exception)
-    assert message in result.stderr, result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert result.stderr.startswith("error: ")
-
+from tests.conftest import assert_one_line, invoke
 
 TOML = {
     "device = 3": "setting 'device' must be a string, not 3",

@@ -9,16 +9,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from harness.cli import main
+from tests.conftest import invoke
 
 GRID = ["-t", "hello", "-m", "rnn", "-m", "gru", "--epochs", "1", "--workers", "1"]
 CELL = "cells/hello__rnn__seed0.json"
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(main, list(args))
 
 
 @pytest.fixture(scope="module")

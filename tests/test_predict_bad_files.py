@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import main
+from tests.conftest import assert_one_line
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +35,6 @@ def run_copy(saved_run, tmp_path):
 def predict(out: Path, *args: str):
     args = args or ("-t", "hello", "-m", "rnn")
     return CliRunner().invoke(main, ["predict", str(out), *args, "--prefix", "he"])
-
-
-def assert_one_line(result, message: str) -> None:
-    assert result.exit_code == 2, (result.output, result.exception)
-    assert message in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_an_intact_run_predicts(run_copy):

@@ -154,14 +154,23 @@ def check_first_forward(
 ) -> None:
     """One forward pass on the first training batch, checked against the shape, before training.
 
-    It runs under ``no_grad`` with the CPU random state restored afterwards, so the training
-    that follows is the same as without the check.
+    It runs in eval mode (no dropout draws, no batch-norm statistics updated) under
+    ``no_grad``, with the CPU random state restored afterwards, so the training that follows is
+    the same as without the check, on any device.
     """
     import torch
 
     batch = inputs[:batch_size]
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        result = net(batch, None)
+    module = net if isinstance(net, torch.nn.Module) else None
+    training = module is not None and module.training
+    try:
+        if module is not None:
+            module.eval()
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            result = net(batch, None)
+    finally:
+        if module is not None:
+            module.train(training)
     problem = output_problem(shape, result, batch.shape[0], batch.shape[1])
     problem = problem or state_problem(result[1], batch.shape[0], carry_state)
     if problem:

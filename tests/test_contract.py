@@ -147,3 +147,24 @@ def test_the_checks_name_the_problem():
     check_first_forward(batch_last, shape, x, 2, carry_state=False)  # never carried: fine
     with pytest.raises(ContractError, match="with carry_state it would drop the state"):
         check_first_forward(batch_last, shape, x, 2, carry_state=True)
+
+
+class Normed(torch.nn.Module):
+    """Batch norm and dropout: what a check in training mode would change or draw from."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = torch.nn.BatchNorm1d(1)
+        self.drop = torch.nn.Dropout(0.5)
+
+    def forward(self, x, state=None):
+        return self.drop(self.norm(x.transpose(1, 2)).transpose(1, 2)), None
+
+
+def test_the_first_forward_check_leaves_the_network_as_it_found_it():
+    net = Normed().train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    check_first_forward(net, TaskShape("values", 1, "values", 1), torch.randn(4, 5, 1), 4, False)
+    assert net.training
+    for name, value in net.state_dict().items():
+        assert torch.equal(value, before[name]), name  # running statistics untouched

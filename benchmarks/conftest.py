@@ -1,6 +1,6 @@
 """Benchmark options, markers and the task x model parametrization.
 
-Plugins are discovered at collection time with :func:`harness.plugins.load_plugins`, so a
+Plugins are discovered at collection time with :func:`harness.plugin_api.manager.load_plugins`, so a
 third-party task or model installed in the environment is benchmarked with no change here.
 Loading plugins is cheap (no torch import, no data): data is built per task at test time.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from benchmarks.support import SWEEP_SHAPE
-from harness.plugins import Registry, load_plugins
+from harness.plugin_api.manager import Registry, load_plugins
 
 ENV_DEVICE = "HARNESS_BENCH_DEVICE"
 ENV_THREADS = "HARNESS_BENCH_THREADS"
@@ -102,7 +102,7 @@ def registry() -> Registry:
 @pytest.fixture(scope="session")
 def device(pytestconfig: pytest.Config) -> Any:
     """The torch device from --bench-device; a missing device fails the run with one line."""
-    from harness.device import DeviceError, resolve_device
+    from harness.training.device import DeviceError, resolve_device
 
     try:
         return resolve_device(pytestconfig.getoption("bench_device"))

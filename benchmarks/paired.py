@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from harness.device import resolve_device, synchronize
-from harness.plugins import load_plugins
-from harness.train import make_training_step, train_cell
+from harness.plugin_api.manager import load_plugins
+from harness.training.device import resolve_device, synchronize
+from harness.training.train import make_training_step, train_cell
 
 
 def _loop_pair(device: torch.device) -> dict[str, Callable[[], Any]]:
@@ -48,7 +48,7 @@ def _step_pair(device: torch.device) -> dict[str, Callable[[], Any]]:
     pair = {}
     for name in ("scratch-rnn", "rnn"):  # the ratio reads scratch-rnn / rnn
         torch.manual_seed(0)
-        net = registry.models[name].build(task.shape, STEP_HIDDEN, 1).to(device).train()
+        net = registry.models[name].make(task.shape, STEP_HIDDEN, 1).to(device).train()
         step = make_training_step(net, recipe, task.shape.output_kind, task.scored_steps)
         pair[name] = lambda step=step: step(x, y, None)
     return pair

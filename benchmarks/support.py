@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from harness.device import device_name, synchronize
-from harness.task import TaskShape
-from harness.timing import WARMUP_ROUNDS
+from harness.plugin_api.task import TaskShape
+from harness.training.device import device_name, synchronize
+from harness.training.timing import WARMUP_ROUNDS
 
 #: The shape the scaling sweep feeds its models: one real feature in, one value out.
 SWEEP_SHAPE = TaskShape("values", 1, "values", 1)

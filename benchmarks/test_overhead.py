@@ -1,10 +1,11 @@
 """Two overhead figures, each pair timed side by side in one group.
 
-1. The harness's training cell (:func:`harness.train.train_cell`, the consecutive task's recipe,
-   the ``rnn`` model) against a hand-written plain PyTorch loop doing the same work: same data,
-   initialization, shuffling, optimizer, clipping, per-epoch held-out loss and accuracy, final
-   train/held-out loss. The plain loop reaches bit-identical losses (checked below), so the gap
-   is the harness's own cost (plus its extras: the probe and the inference timing).
+1. The harness's training cell (:func:`harness.training.train.train_cell`, the consecutive
+   task's recipe, the ``rnn`` model) against a hand-written plain PyTorch loop doing the same
+   work: same data, initialization, shuffling, optimizer, clipping, per-epoch held-out loss and
+   accuracy, final train/held-out loss. The plain loop reaches bit-identical losses (checked
+   below), so the gap is the harness's own cost (plus its extras: the probe and the inference
+   timing).
 2. ``scratch-rnn`` against ``rnn`` (``nn.RNN``) per training step at batch 50, 20 steps, hidden
    256 on consecutive (vocabulary 20, one-hot inputs).
 
@@ -19,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchmarks.support import measure
-from harness.train import make_training_step, train_cell
+from harness.training.train import make_training_step, train_cell
 
 pytestmark = pytest.mark.overhead
 
@@ -113,7 +114,7 @@ def test_plain_loop_matches_harness(registry, device):
 
 @pytest.mark.parametrize("variant", ["harness", "plain"])
 def test_training_loop(benchmark, registry, device, variant):
-    """A whole cell of the recipe: harness.train.train_cell vs the hand-written loop."""
+    """A whole cell of the recipe: harness.training.train.train_cell vs the hand-written loop."""
     task, model = _need(registry, LOOP_TASK, LOOP_MODEL)
     recipe = _loop_recipe(task, benchmark)
     if variant == "harness":
@@ -155,7 +156,7 @@ def test_step_vs_torch_rnn(benchmark, registry, task_data, device, model_name):
     x = data.train_inputs[: recipe.batch_size].to(device)
     y = data.train_targets[: recipe.batch_size].to(device)
     torch.manual_seed(0)
-    net = model.build(task.shape, STEP_HIDDEN, recipe.num_layers).to(device).train()
+    net = model.make(task.shape, STEP_HIDDEN, recipe.num_layers).to(device).train()
     step = make_training_step(net, recipe, task.shape.output_kind, task.scored_steps)
     benchmark.group = (
         f"overhead: scratch-rnn vs nn.RNN ({STEP_TASK}, batch {x.shape[0]}, "

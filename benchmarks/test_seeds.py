@@ -3,7 +3,7 @@
 For every installed task x model pair whose model claims ``trains_across_seeds``: ``SEEDS``
 networks (seeds 0..SEEDS-1) each take one training step on the task's first batch, either one
 after another (one ``make_training_step`` per seed, what ``--seeds-apart`` runs) or in one
-batched ``torch.func`` step (:class:`harness.seeds.SeedStack`, what ``--seeds-together``
+batched ``torch.func`` step (:class:`harness.training.seeds.SeedStack`, what ``--seeds-together``
 runs). Both process ``SEEDS`` x batch x timesteps items per call, so their throughputs compare
 directly; ``harness bench-plot`` shows them per group. Whether together pays depends on the
 device and the pair (see the README); tests here assert that both give the same losses, never
@@ -28,7 +28,7 @@ def _seed_nets(model: Any, task: Any, recipe: Any, device: Any) -> list[torch.nn
     nets = []
     for seed in range(SEEDS):
         torch.manual_seed(seed)
-        nets.append(model.build(task.shape, recipe.hidden_size, recipe.num_layers).to(device))
+        nets.append(model.make(task.shape, recipe.hidden_size, recipe.num_layers).to(device))
     return nets
 
 
@@ -36,8 +36,8 @@ def _seed_nets(model: Any, task: Any, recipe: Any, device: Any) -> list[torch.nn
 def test_seeds_step(
     benchmark, registry, task_name, model_name, task_data, device, rounds, mode
 ) -> None:
-    from harness.seeds import SeedStack
-    from harness.train import make_training_step
+    from harness.training.seeds import SeedStack
+    from harness.training.train import make_training_step
 
     task, model = registry.tasks[task_name], registry.models[model_name]
     if not model.trains_across_seeds:

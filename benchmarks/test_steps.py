@@ -1,7 +1,7 @@
 """One training step and one inference step for every installed task x model pair.
 
-The pair and its two step functions come from :func:`harness.timing.pair_steps`, the very ones
-the timing phase of ``harness run`` times: one batch of the task's recipe batch size from
+The pair and its two step functions come from :func:`harness.training.timing.pair_steps`, the
+very ones the timing phase of ``harness run`` times: one batch of the task's recipe batch size from
 ``task.make_data(0)``, built before the clock starts. Benchmarks are grouped per task and phase,
 so the models of a task sit side by side in one table.
 """
@@ -9,7 +9,7 @@ so the models of a task sit side by side in one table.
 from __future__ import annotations
 
 from benchmarks.support import measure
-from harness.timing import pair_steps
+from harness.training.timing import pair_steps
 
 
 def _bench(benchmark, registry, task_name, model_name, task_data, device, rounds, phase):

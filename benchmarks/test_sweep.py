@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from benchmarks.support import SWEEP_SHAPE, measure
-from harness.task import Recipe
-from harness.timing import calibrated_rounds
-from harness.train import make_training_step
+from harness.plugin_api.task import Recipe
+from harness.training.timing import calibrated_rounds
+from harness.training.train import make_training_step
 
 BATCH = 32
 LENGTHS = (10, 30, 100, 300, 1000)
@@ -34,7 +34,7 @@ def _sweep(benchmark, registry, model_name, device, *, sweep, length, hidden):
     x = torch.randn(BATCH, length, 1, generator=generator).to(device)
     y = torch.randn(BATCH, length, 1, generator=generator).to(device)
     torch.manual_seed(0)
-    net = model.build(SWEEP_SHAPE, hidden, 1).to(device).train()
+    net = model.make(SWEEP_SHAPE, hidden, 1).to(device).train()
     step = make_training_step(net, RECIPE.with_overrides(hidden_size=hidden), "values")
     benchmark.group = (
         f"sweep length (hidden {hidden})"

@@ -5,21 +5,29 @@ through the ``harness`` entry-point group, built-ins included.
 """
 
 from harness.errors import HarnessError
-from harness.hookspecs import hookimpl
-from harness.model import Model
-from harness.task import Baseline, Recipe, Task, TaskData, TaskShape
-
-__version__ = "0.1.0"
-
-#: The plugin contract this harness speaks, "major.minor". A plugin may declare ``HARNESS_API``
-#: in its module (an int major, or a "major.minor" string); another major version, or a newer
-#: minor one, is refused with a clear message instead of failing mid-training. Minor versions
-#: only add: 1.1 added the validation split (``TaskData.val_inputs``/``val_targets``).
-PLUGIN_API_VERSION = "1.1"
+from harness.plugin_api.hookspecs import hookimpl
+from harness.plugin_api.manager import MissingDependency, require
+from harness.plugin_api.model import Model
+from harness.plugin_api.task import (
+    IGNORE_INDEX,
+    Baseline,
+    Choice,
+    LogUniform,
+    Recipe,
+    Task,
+    TaskData,
+    TaskShape,
+)
+from harness.version import PLUGIN_API_VERSION, __version__  # noqa: F401 (re-exported)
 
 __all__ = [
     "Baseline",
+    "Choice",
     "HarnessError",
+    "IGNORE_INDEX",
+    "LogUniform",
+    "MissingDependency",
+    "require",
     "hookimpl",
     "Model",
     "PLUGIN_API_VERSION",

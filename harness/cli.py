@@ -78,7 +78,7 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
         key, sep, setting = value.partition("=")
         task, dot, name = key.partition(".")
         if not sep or not dot or not task or not name:
-            raise HarnessError(f"--option takes TASK.NAME=VALUE, not {value!r}")
+            raise HarnessError(f"--option takes NAME.FIELD=VALUE, not {value!r}")
         options.setdefault(task, {})[name] = setting
     return options
 
@@ -122,6 +122,19 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     type=int,
     default=None,
     help="Stop a cell after N epochs without a better validation figure (default: never).",
+)
+@click.option(
+    "--until",
+    type=float,
+    default=None,
+    help="Stop a cell once its validation primary metric reaches VALUE (e.g. 0.99 accuracy).",
+)
+@click.option(
+    "--suite",
+    "suite",
+    multiple=True,
+    metavar="TAG",
+    help="Run the tasks tagged TAG, e.g. memory (repeat; with -t: both; see `harness list`).",
 )
 @click.option(
     "--workers",
@@ -185,8 +198,9 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     "--option",
     "task_options",
     multiple=True,
-    metavar="TASK.NAME=VALUE",
-    help="Set a task option, e.g. consecutive.window=30 (repeat).",
+    metavar="NAME.FIELD=VALUE",
+    help="Set a task's or a model's option, e.g. consecutive.window=30, "
+    "transformer.heads=2 (repeat).",
 )
 @click.option(
     "--config",
@@ -206,6 +220,7 @@ def _config(config_file: str | None, task_options: tuple[str, ...], flags: dict[
 
     flags["tasks"] = list(flags["tasks"]) or None
     flags["models"] = list(flags["models"]) or None
+    flags["suite"] = list(flags.get("suite") or ()) or None
     flags["recipe"] = recipe_from_text(parse_assignments(flags["recipe"], "--recipe")) or None
     config = load_config(Path(config_file) if config_file else None, flags)
     if task_options:
@@ -237,6 +252,13 @@ tune = click.Command(
             default=None,
             help="Optuna trials per task x model (default 20), on the validation split.",
         ),
+        click.Option(
+            ["--objective"],
+            default=None,
+            metavar="COLUMN",
+            help="Score trials on this validation column (default: the validation form of the "
+            "task's primary metric, e.g. val_accuracy), e.g. val_loss or val_task_solved.",
+        ),
         *run.params,
     ],
     help=_tune.__doc__,
@@ -249,7 +271,7 @@ def _run(config: Any, execute: Callable[..., Any] | None = None) -> None:
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from harness.api import Terminated, execute_run, load_plugins, sigterm_as_interrupt
+    from harness.api import Terminated, execute_run, load_plugins, sigterm_as_interrupt, status
 
     execute = execute or execute_run
 
@@ -278,7 +300,7 @@ def _run(config: Any, execute: Callable[..., Any] | None = None) -> None:
         started.append(True)
 
     def on_done(record: dict[str, Any]) -> None:
-        if record["status"] == "not-applicable":
+        if record["status"] == status.NOT_APPLICABLE:
             return
         which = f"trial {record['trial']}" if "trial" in record else f"seed {record['seed']}"
         label = f"{record['task']} × {record['model']} ({which})"
@@ -345,9 +367,12 @@ def _print_leaderboard(console: Any, out: Path) -> None:
 
 
 @main.command("list")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Also each task's and model's options with defaults."
+)
 @_friendly
-def list_plugins() -> None:
-    """Show every task and model, its input kind, and the package it came from."""
+def list_plugins(verbose: bool) -> None:
+    """Show every task and model, its input kind, tags, and the package it came from."""
     from rich.table import Table
     from rich.text import Text
 
@@ -356,7 +381,8 @@ def list_plugins() -> None:
     registry = api.load_plugins()
     console = _console()
     tasks = Table(title="tasks")
-    for column in ("name", "input", "output", "primary metric", "default grid", "package"):
+    columns = ("name", "input", "output", "primary metric", "tags", "default grid", "package")
+    for column in columns:
         tasks.add_column(column, no_wrap=True)
     tasks.add_column("description", overflow="fold", min_width=20)
     for name, task in sorted(registry.tasks.items()):
@@ -369,9 +395,10 @@ def list_plugins() -> None:
                     f"{shape.input_kind} ({shape.input_size})",
                     f"{shape.output_kind} ({shape.output_size})",
                     task.primary_metric,
-                    "yes" if task.in_default_grid else "no (-t only)",
+                    ", ".join(task.tags),
+                    "yes" if task.in_default_grid else "no (-t or --suite)",
                     _package(registry.origin("task", name)),
-                    task.description,
+                    task.description + (_options_text(task.options()) if verbose else ""),
                 ),
             )
         )
@@ -387,12 +414,20 @@ def list_plugins() -> None:
                     name,
                     ", ".join(sorted(model.input_kinds)),
                     _package(registry.origin("model", name)),
-                    model.description,
+                    model.description + (_options_text(model.option_values()) if verbose else ""),
                 ),
             )
         )
     console.print(tasks)
     console.print(models)
+    if registry.unavailable:
+        missing = Table(title="unavailable (an optional package is not installed)")
+        for column in ("offers", "needs", "install with"):
+            missing.add_column(column, overflow="fold")
+        for item in registry.unavailable:
+            offers = ", ".join(item.offers) or item.origin.plugin
+            missing.add_row(*map(Text, (offers, ", ".join(item.missing), item.install)))
+        console.print(missing)
     if registry.broken:
         broken = Table(title="broken plugins (skipped)")
         for column in ("plugin", "package", "error"):
@@ -408,6 +443,13 @@ def _console(stderr: bool = False) -> Any:
 
     console = Console(stderr=stderr)
     return console if console.is_terminal else Console(width=140, stderr=stderr)
+
+
+def _options_text(options: dict[str, Any]) -> str:
+    """``; options: a=1, b='x'`` for ``harness list --verbose``."""
+    if not options:
+        return "; no options"
+    return "; options: " + ", ".join(f"{key}={value!r}" for key, value in options.items())
 
 
 def _package(origin: Any) -> str:

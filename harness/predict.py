@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.cells import cell_id
 from harness.errors import HarnessError, unknown_name
-from harness.names import checked_name
+from harness.grid.cells import cell_id
+from harness.plugin_api.names import checked_name
 from harness.report.meta import read_metas
-from harness.run_folder import RunFolder
+from harness.storage.run_folder import RunFolder
 
 
 def continue_prompt(
@@ -19,9 +19,9 @@ def continue_prompt(
     """The prompt and its continuation, as the task shows them."""
     import torch
 
-    from harness.generate import continue_tokens, rollout_values
-    from harness.plugins import load_plugins
-    from harness.task import Recipe
+    from harness.plugin_api.manager import load_plugins
+    from harness.plugin_api.task import Recipe
+    from harness.training.generate import continue_tokens, rollout_values
 
     if steps < 1:
         raise HarnessError(f"--steps must be a positive integer, not {steps}")
@@ -64,7 +64,13 @@ def continue_prompt(
             f"{weights} was saved under other settings than {cell_file.name}: "
             "rerun with --save-models"
         )
-    net = registry.models[model_name].build(task.shape, recipe.hidden_size, recipe.num_layers)
+    try:
+        model = registry.models[model_name].with_options(
+            **info["config"]["options"].get(model_name, {})
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise HarnessError(f"{folder.run_file}: model {model_name}'s options: {exc}") from None
+    net = model.make(task.shape, recipe.hidden_size, recipe.num_layers)
     try:
         net.load_state_dict(saved["state_dict"])
     except Exception as exc:

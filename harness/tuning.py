@@ -22,34 +22,32 @@ finished trials.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import math
 import os
 import warnings
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.cells import STATUS_FAILED, STATUS_OK, Cell, base_record, execute_cell
 from harness.errors import HarnessError
-from harness.executors import CellLost, Executor, make_executor
-from harness.run_folder import RunFolder
-from harness.runner import (
-    MAX_CELL_LOSSES,
-    MAX_POOL_RESTARTS,
+from harness.grid.cells import Cell
+from harness.grid.executors import make_executor
+from harness.grid.protocol import Executor
+from harness.grid.runner import (
     GridPlan,
+    Unit,
+    drive,
+    failed_record,
     load_record,
-    plan_grid,
-    run_grid,
 )
-from harness.storage import write_frame
-from harness.task import Choice, Dimension, LogUniform, Recipe
+from harness.plugin_api.task import Choice, Dimension, LogUniform, Recipe
+from harness.storage import status
+from harness.storage.files import write_frame
+from harness.storage.run_folder import RunFolder
 
 #: Trials train on seed ``TRIAL_SEED_OFFSET + --seed``, far from the seeds the final cells use
 #: (``--seed`` .. ``--seed + --seeds - 1``), so no final cell shares data or initialization with
@@ -83,12 +81,33 @@ class TrialCell(Cell):
 
 def objective_name(primary_metric: str) -> str:
     """The validation column a trial is scored by: ``test_accuracy`` -> ``val_accuracy``."""
+    if primary_metric.startswith("val_"):  # already a validation column (``--objective``)
+        return primary_metric
     return "val_" + primary_metric.removeprefix("test_")
+
+
+def objective_of(meta: Any, objective: str | None) -> tuple[str, bool]:
+    """The validation column trials are scored on, and whether higher is better: ``objective``
+    (``--objective``) or the validation form of the task's primary metric."""
+    if objective is None or objective == objective_name(meta.primary_metric):
+        return objective_name(meta.primary_metric), meta.higher_is_better
+    if objective == "val_accuracy":
+        return objective, True
+    if objective in ("val_loss", "val_perplexity"):
+        return objective, False
+    own = objective.removeprefix("val_task_")
+    direction = meta.metric_directions.get(own) if objective.startswith("val_task_") else None
+    if direction is None:
+        raise HarnessError(
+            f"--objective {objective}: not a validation column with a direction (val_loss, "
+            "val_perplexity, val_accuracy, or val_task_<own metric with a direction>)"
+        )
+    return objective, direction == "higher"
 
 
 def trial_score(record: dict[str, Any], primary_metric: str) -> float | None:
     """A finished trial's validation score, or ``None`` (failed, diverged, not a number)."""
-    if record.get("status") != STATUS_OK:
+    if record.get("status") != status.OK:
         return None
     value = record.get(objective_name(primary_metric))
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -255,6 +274,58 @@ def _mix(seed: int, number: int) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
+class TrialFeed:
+    """The studies as a :class:`~harness.grid.runner.Feed`: each pair asks for a batch of
+    trials (enough to fill the executor when the pairs are fewer than its slots) and asks
+    again once its batch is told, so the executor stays busy while each study still sees its
+    earlier results before its next suggestions. A trial whose record is already on disk (a
+    resumed tune) is told at once."""
+
+    def __init__(
+        self,
+        studies: list[PairStudy],
+        trial_out: RunFolder,
+        batch: int,
+        on_done: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self.trial_out, self.batch, self.on_done = trial_out, batch, on_done
+        self.queue: deque[Unit] = deque()
+        self.owner: dict[str, PairStudy] = {}
+        for study in studies:
+            self._feed(study, study.unfinished() or study.ask(batch))
+
+    def _feed(self, study: PairStudy, cells: list[TrialCell]) -> None:
+        while cells:
+            for cell in cells:
+                record = load_record(self.trial_out, cell)
+                if record is None:
+                    self.owner[cell.cell_id] = study
+                    self.queue.append([cell])
+                else:
+                    study.tell(cell, record)
+                    self.on_done(record)
+            cells = [] if study.in_flight else study.ask(self.batch)
+
+    def take(self, room: int) -> list[Unit]:
+        return [self.queue.popleft() for _ in range(min(room, len(self.queue)))]
+
+    def retry(self, unit: Unit) -> None:
+        self.queue.appendleft(unit)
+
+    def done(self, unit: Unit, records: list[dict[str, Any]]) -> None:
+        (cell,), (record,) = unit, records
+        study = self.owner.pop(cell.cell_id)
+        record = dict(record, trial=cell.trial)
+        self.trial_out.write_record(record)  # written before the study hears of it: nothing lost
+        study.tell(cell, record)
+        self.on_done(record)
+        if not study.in_flight:
+            self._feed(study, study.ask(self.batch))
+
+    def give_up(self, unit: Unit, error: str) -> None:
+        self.done(unit, [failed_record(cell, error) for cell in unit])
+
+
 def run_trials(
     studies: list[PairStudy],
     trial_out: RunFolder,
@@ -263,100 +334,19 @@ def run_trials(
     registry: Any = None,
     on_done: Callable[[dict[str, Any]], None] = lambda record: None,
 ) -> None:
-    """Run every study to its budget on one executor from ``start`` (the factory `harness run`
-    uses, so ``--executor`` and ``--workers`` mean the same here).
-
-    Each pair asks for a batch of trials (enough to fill the executor when the pairs are fewer
-    than its slots) and asks again once its batch is told, so the executor stays busy while
-    each study still sees its earlier results before its next suggestions.
-    """
+    """Run every study to its budget on executors from ``start`` (the factory `harness run`
+    uses, so ``--executor`` and ``--workers`` mean the same here), through the grid's own
+    :func:`~harness.grid.runner.drive`: lost trials and broken pools are handled there."""
     if all(study.finished >= study.budget for study in studies):
         return
     executor = start()
-    batch = max(1, -(-executor.capacity // max(1, len(studies))))
-    queue: deque[tuple[PairStudy, TrialCell]] = deque()
-
-    def feed(study: PairStudy, cells: list[TrialCell]) -> None:
-        """Queue ``cells``; a trial whose record is already on disk is told at once."""
-        while cells:
-            for cell in cells:
-                record = load_record(trial_out, cell)
-                if record is None:
-                    queue.append((study, cell))
-                else:
-                    study.tell(cell, record)
-                    on_done(record)
-            cells = [] if study.in_flight else study.ask(batch)
-
-    running: dict[Future, tuple[PairStudy, TrialCell]] = {}
-    losses: Counter[str] = Counter()
-    restarts = 0
     try:
-        for study in studies:
-            feed(study, study.unfinished() or study.ask(batch))
-        while queue or running:
-            while queue and len(running) < executor.capacity:
-                study, cell = queue.popleft()
-                args = (cell, registry if executor.in_process else None, False)
-                running[executor.submit(execute_cell, *args)] = (study, cell)
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            broken = False
-            for future in finished:
-                study, cell = running.pop(future)
-                try:
-                    record = future.result()
-                except BrokenProcessPool:
-                    broken = True
-                    queue.appendleft((study, cell))
-                    continue
-                except CellLost as exc:  # its process or node died: submit it again
-                    losses[cell.cell_id] += 1
-                    if losses[cell.cell_id] <= MAX_CELL_LOSSES:
-                        queue.appendleft((study, cell))
-                        continue
-                    record = _failed(cell, f"lost {losses[cell.cell_id]} times: {exc}")
-                _finish(study, cell, record, trial_out, on_done)
-                if not study.in_flight:
-                    feed(study, study.ask(batch))
-            if broken:  # a pool worker died: the pool is gone; the trials it held run again
-                restarts += 1
-                queue.extendleft(reversed(list(running.values())))
-                running.clear()
-                executor.shutdown(cancel=True)
-                if restarts > MAX_POOL_RESTARTS:
-                    _give_up(queue, trial_out, on_done, feed, batch)
-                executor = start()
+        batch = max(1, -(-executor.capacity // max(1, len(studies))))
+        feed = TrialFeed(studies, trial_out, batch, on_done)
     except BaseException:
         executor.shutdown(cancel=True)
         raise
-    executor.shutdown()
-
-
-def _failed(cell: TrialCell, error: str) -> dict[str, Any]:
-    return dict(base_record(cell), status=STATUS_FAILED, error=error, curve=[])
-
-
-def _finish(
-    study: PairStudy,
-    cell: TrialCell,
-    record: dict[str, Any],
-    trial_out: RunFolder,
-    on_done: Callable[[dict[str, Any]], None],
-) -> None:
-    record = dict(record, trial=cell.trial)
-    trial_out.write_record(record)  # written before the study hears of it: nothing is lost
-    study.tell(cell, record)
-    on_done(record)
-
-
-def _give_up(queue, trial_out, on_done, feed, batch) -> None:
-    """After repeated worker deaths, record the trials still waiting as failed."""
-    while queue:
-        study, cell = queue.popleft()
-        record = _failed(cell, "worker process died repeatedly while running this trial")
-        _finish(study, cell, record, trial_out, on_done)
-        if not study.in_flight:
-            feed(study, study.ask(batch))
+    drive(feed, start, registry=registry, executor=executor)
 
 
 @dataclass
@@ -373,16 +363,16 @@ class TuneResult:
         """The final cells that failed or diverged (a failed trial is a result of tuning)."""
         import pandas as pd
 
-        rows = [r for r in self.records if r["status"] in ("failed", "diverged")]
+        rows = [r for r in self.records if r["status"] in status.BROKEN]
         return pd.DataFrame(rows, columns=["task", "model", "seed", "status", "error"])
 
 
 def tune(config: Any = None, *, registry: Any = None, **settings: Any) -> Any:
-    """Tune and re-run a grid (``settings`` as in :class:`~harness.config.RunConfig`, plus
+    """Tune and re-run a grid (``settings`` as in :class:`~harness.settings.config.RunConfig`, plus
     ``trials``); returns the final cells' table. The trials are in ``<run>/trials.csv``."""
     import pandas as pd
 
-    from harness.config import load_config
+    from harness.settings.config import load_config
 
     if config is None:
         config = load_config(None, settings)
@@ -400,37 +390,39 @@ def execute_tune(
     on_done: Callable[[dict[str, Any]], None] = lambda record: None,
     on_notice: Callable[[str], None] = lambda text: None,
 ) -> TuneResult:
-    """Tune every task x model pair of ``config`` (a :class:`~harness.config.RunConfig`), then
-    re-run each pair's best configuration on the run's seeds and report the test figures."""
+    """Tune every task x model pair of ``config`` (a :class:`~harness.settings.config.RunConfig`),
+    then re-run each pair's best configuration on the run's seeds and report the test figures.
+
+    The session pipeline (:class:`~harness.session.Session`) does the planning, the folder and
+    run.json's life, the cells and the report; this adds only the studies that ask and tell."""
     require_optuna()
     import optuna
 
-    from harness.api import cell_device, environment, output_folder, resolve_names, task_meta
-    from harness.plugins import load_plugins
-    from harness.report import LoadedRun, write_report
     from harness.report.tables import cells_frame
-    from harness.run_folder import FORMAT_VERSION
+    from harness.session import Session
 
-    device = cell_device(config)
-    registry = registry or load_plugins()
-    tasks, models = resolve_names(config, registry)
-    seeds = config.seed_list
     trial_seed = TRIAL_SEED_OFFSET + config.seed
-    if trial_seed in seeds:
+    if trial_seed in config.seed_list:
         raise HarnessError(f"seeds reach the trial seed {trial_seed}: use fewer or lower seeds")
+    session = Session.plan(config, registry=registry, command="tune", plan_seeds=[trial_seed])
+    bases = session.grid.cells  # each applicable pair once, on the trial seed
+    not_applicable = [
+        (replace(cell, seed=seed), reason)
+        for cell, reason in session.grid.not_applicable
+        for seed in session.seeds
+    ]
     try:
-        bases, not_applicable, sizes = _plan_pairs(registry, config, tasks, models, str(device))
-        overrides = config.recipe_overrides()  # the recipe the cells train with, as run records
-        metas = {
-            n: task_meta(registry, n, config.options.get(n, {}), seeds, overrides) for n in tasks
-        }
-        for name, sized in sizes.items():  # with --params: the hidden size of each model
-            metas[name] = replace(metas[name], params_target=config.params, sizes=sized)
-    except ValueError as exc:  # a bad task option, recipe override or search space
+        for cell in bases:
+            check_space(cell.recipe, search_space(cell.recipe, config))
+    except ValueError as exc:  # a search space that makes no recipe
         raise HarnessError(str(exc)) from None
-    folder = output_folder(config)
-    with folder.locked():  # one run or tune writes to a folder at a time
-        folder.sweep_stale_temp_files()
+    seeds, metas = session.seeds, session.metas
+    objectives = {name: objective_of(meta, config.objective) for name, meta in metas.items()}
+    trial_records: list[dict[str, Any]] = []
+    summary: dict[str, dict[str, Any]] = {}
+    with session.open(resolved={"trial_seed": trial_seed}) as live:
+        folder = live.folder
+        assert folder is not None
         trial_out = folder.trials
         folder.study_db.parent.mkdir(exist_ok=True)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -440,140 +432,74 @@ def execute_tune(
                 storage,
                 base,
                 search_space(base.recipe, config),
-                metas[base.task].primary_metric,
-                metas[base.task].higher_is_better,
+                *objectives[base.task],
                 config.trials,
                 config.seed,
             )
             for base in bases
         ]
-        run_info = {
-            "command": "tune",
-            "config": config.to_dict(),
-            "resolved": {
-                "tasks": tasks,
-                "models": models,
-                "seeds": seeds,
-                "trial_seed": trial_seed,
-                "device": str(device),
-                "workers": config.worker_count,
-            },
-            "environment": environment(device),
-            "plugins": [str(o) for o in registry.plugins],
-            "broken_plugins": [f"{b.origin}: {b.error}" for b in registry.broken],
-            "tasks": {name: meta.to_dict() for name, meta in metas.items()},
-            "tune": {
-                "trials": config.trials,
-                "trial_seed": trial_seed,
-                "final_seeds": seeds,
-                "storage": "tune/study.db",
-                "sampler": f"TPE (multivariate, {startup_trials(config.trials)} random startup "
-                "trials, reseeded from the trial number)",
-                "studies": {s.name: _space_text(s.space) for s in studies},
-            },
-            "started": dt.datetime.now().isoformat(timespec="seconds"),
-            "status": "running",
+        live.info["tune"] = {
+            "trials": config.trials,
+            "trial_seed": trial_seed,
+            "final_seeds": seeds,
+            "storage": "tune/study.db",
+            "sampler": f"TPE (multivariate, {startup_trials(config.trials)} random startup "
+            "trials, reseeded from the trial number)",
+            "studies": {s.name: _space_text(s.space) for s in studies},
         }
-        folder.write_info(run_info)
+        live.write_info()
         trial_total = len(studies) * config.trials
         total = trial_total + len(studies) * len(seeds)
         on_start(total, sum(min(s.finished, config.trials) for s in studies))
-        trial_records: list[dict[str, Any]] = []
-        records: list[dict[str, Any]] = []
-        summary: dict[str, dict[str, Any]] = {}
-        try:
-            run_trials(
-                studies,
-                trial_out,
-                lambda: make_executor(
-                    config.executor,
-                    workers=min(config.worker_count, os.cpu_count() or 1),
-                    threads=config.threads,
-                    ray_address=config.ray_address,
-                    gpus_per_cell=config.gpus_per_cell,
-                ),
-                registry=registry,
-                on_done=on_done,
+        run_trials(
+            studies,
+            trial_out,
+            lambda: make_executor(
+                config.executor,
+                workers=min(config.worker_count, os.cpu_count() or 1),
+                threads=config.threads,
+                ray_address=config.ray_address,
+                gpus_per_cell=config.gpus_per_cell,
+            ),
+            registry=session.registry,
+            on_done=on_done,
+        )
+        trial_records = _trial_records(trial_out, studies)
+        trials = cells_frame(trial_records)
+        if "trial" in trials:  # beside the model, before the seed
+            trials.insert(3, "trial", trials.pop("trial"))
+        write_frame(trials, folder.trials_table)
+        summary = _summaries(studies, trial_records)
+        final = GridPlan(not_applicable=not_applicable)
+        for study in studies:
+            params = study.best_params()
+            if params is None:
+                on_notice(f"{study.base.task} x {study.base.model}: every trial failed")
+                continue
+            tuned = replace(study.base.recipe, **params)
+            for seed in seeds:
+                final.cells.append(replace(study.base, seed=seed, recipe=tuned))
+        for task in session.tasks:
+            recipes = {pair["model"]: pair for pair in summary.values() if pair["task"] == task}
+            metas[task] = replace(metas[task], recipes=recipes)
+        records = live.run_cells(
+            final,
+            on_start=lambda _, done: on_start(total, trial_total + done),
+            on_done=on_done,
+            on_notice=on_notice,
+        )
+        for pair in summary.values():
+            finals = [
+                r for r in records if (r["task"], r["model"]) == (pair["task"], pair["model"])
+            ]
+            pair["final_seeds"] = sorted(r["seed"] for r in finals)
+            pair["test_evaluations"] = pair["trial_test_evaluations"] + sum(
+                _test_evaluations(r) for r in finals
             )
-            trial_records = _trial_records(trial_out, studies)
-            trials = cells_frame(trial_records)
-            if "trial" in trials:  # beside the model, before the seed
-                trials.insert(3, "trial", trials.pop("trial"))
-            write_frame(trials, folder.trials_table)
-            summary = _summaries(studies, trial_records)
-            plan = GridPlan(not_applicable=not_applicable)
-            for study in studies:
-                params = study.best_params()
-                if params is None:
-                    on_notice(f"{study.base.task} x {study.base.model}: every trial failed")
-                    continue
-                tuned = replace(study.base.recipe, **params)
-                for seed in seeds:
-                    plan.cells.append(replace(study.base, seed=seed, recipe=tuned))
-            for task in tasks:
-                recipes = {pair["model"]: pair for pair in summary.values() if pair["task"] == task}
-                metas[task] = replace(metas[task], recipes=recipes)
-            records = run_grid(
-                plan,
-                folder,
-                **config.grid_settings(),
-                registry=registry,
-                on_start=lambda _, done: on_start(total, trial_total + done),
-                on_done=on_done,
-                on_notice=on_notice,
-            )
-            for pair in summary.values():
-                finals = [
-                    r for r in records if (r["task"], r["model"]) == (pair["task"], pair["model"])
-                ]
-                pair["final_seeds"] = sorted(r["seed"] for r in finals)
-                pair["test_evaluations"] = pair["trial_test_evaluations"] + sum(
-                    _test_evaluations(r) for r in finals
-                )
-            run_info["tune"]["pairs"] = summary
-            run_info["status"] = "finished"
-        except KeyboardInterrupt:
-            run_info["status"] = "interrupted"
-            raise
-        finally:
-            run_info["finished"] = dt.datetime.now().isoformat(timespec="seconds")
-            run_info["tasks"] = {name: meta.to_dict() for name, meta in metas.items()}
-            folder.write_info(run_info)
-            if records:
-                write_report(
-                    LoadedRun(folder, {"format_version": FORMAT_VERSION, **run_info}, records)
-                )
-        return TuneResult(out=folder.path, records=records, trials=trial_records, summary=summary)
-
-
-def _plan_pairs(
-    registry: Any, config: Any, tasks: list[str], models: list[str], device: str
-) -> tuple[list[Cell], list[tuple[Cell, str]], dict[str, Any]]:
-    """The base cell of each applicable pair, planned as `harness run` plans its grid but on
-    the trial seed; and the pairs that are not applicable, on the final seeds."""
-    for name, options in config.options.items():
-        registry.tasks[name].with_options(**options)  # check options of every named task
-    trial_seed = TRIAL_SEED_OFFSET + config.seed
-    plan = plan_grid(
-        registry,
-        tasks,
-        models,
-        [trial_seed],
-        device,
-        config.recipe_overrides(),
-        config.options,
-        select=config.select,
-        patience=config.patience,
-        params=config.params,
+        live.info["tune"]["pairs"] = summary
+    return TuneResult(
+        out=folder.path, records=session.records, trials=trial_records, summary=summary
     )
-    for cell in plan.cells:
-        check_space(cell.recipe, search_space(cell.recipe, config))
-    not_applicable = [
-        (replace(cell, seed=seed), reason)
-        for cell, reason in plan.not_applicable
-        for seed in config.seed_list
-    ]
-    return plan.cells, not_applicable, plan.sizes
 
 
 def search_space(recipe: Recipe, config: Any) -> dict[str, Dimension]:

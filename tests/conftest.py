@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.plugins import load_plugins
+from harness.plugin_api.manager import load_plugins
 
 HARNESS = [sys.executable, "-m", "harness"]
 

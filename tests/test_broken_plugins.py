@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from harness import PLUGIN_API_VERSION
+
 BUILTIN_TASKS = {"consecutive", "hello", "sine"}
 BUILTIN_MODELS = {"scratch-rnn", "rnn", "rnncell", "embedding-rnn", "lstm", "gru"}
 
@@ -102,13 +104,13 @@ CASES = {
     "future-api": (
         "future-api",
         "HARNESS_API = 2\n" + VALID_MODEL.format(name="future-model"),
-        "written for harness plugin API 2, but this harness speaks API 1.1",
+        f"written for harness plugin API 2, but this harness speaks API {PLUGIN_API_VERSION}",
     ),
 }
 
 LOAD = """
 import json
-from harness.plugins import load_plugins
+from harness.plugin_api.manager import load_plugins
 
 registry = load_plugins()
 print(json.dumps({
@@ -193,7 +195,7 @@ def test_all_broken_plugins_at_once(tmp_path):
 
 def test_strict_mode_raises_naming_the_package(tmp_path):
     install_fake(tmp_path, "hook-raises")
-    code = "from harness.plugins import load_plugins\nload_plugins(strict=True)\n"
+    code = "from harness.plugin_api.manager import load_plugins\nload_plugins(strict=True)\n"
     done = run_python(code, tmp_path)
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]

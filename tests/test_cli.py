@@ -150,7 +150,7 @@ def test_predict_without_saved_model_is_one_line_error(small_run, cli, tmp_path)
         (["--seed", "-1"], "seed must be a non-negative integer"),
         (["--lr", "-0.1"], "lr must be a positive finite number"),
         (["-o", "hello.nope=1"], "task 'hello' has no option 'nope'"),
-        (["-o", "helloworld"], "--option takes TASK.NAME=VALUE"),
+        (["-o", "helloworld"], "--option takes NAME.FIELD=VALUE"),
         (["-o", "consecutive.window=abc"], "option 'window' takes an int, not 'abc'"),
     ],
 )
@@ -221,7 +221,7 @@ def test_device_default_is_auto_in_help_config_and_readme():
     from click.testing import CliRunner
 
     from harness.cli import main
-    from harness.config import RunConfig
+    from harness.settings.config import RunConfig
 
     help_text = " ".join(CliRunner().invoke(main, ["run", "--help"]).output.split())
     assert "(default: auto" in help_text

@@ -9,7 +9,7 @@ import pytest
 
 from harness.api import compare
 from harness.report import TaskMeta
-from harness.run_folder import RunFolder
+from harness.storage.run_folder import RunFolder
 
 META = TaskMeta(primary_metric="test_accuracy", higher_is_better=True, input_kind="tokens")
 

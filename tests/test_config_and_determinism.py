@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import harness
-from harness.config import load_config
 from harness.errors import HarnessError
+from harness.settings.config import load_config
 
 METRICS = ["train_loss", "test_loss", "train_accuracy", "test_accuracy", "task_predicted"]
 
@@ -40,7 +40,7 @@ def test_config_file_flag(tmp_path):
 def test_grid_settings_are_what_run_grid_takes(tmp_path):
     import inspect
 
-    from harness.runner import run_grid
+    from harness.grid.runner import run_grid
 
     path = tmp_path / "grid.toml"
     path.write_text('executor = "local"\nthreads = 3\nsave_models = true\n')

@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 import harness
-from harness import Model, Recipe, Task, TaskData, TaskShape, hookspecs
-from harness.task import Baseline
+from harness import Model, Recipe, Task, TaskData, TaskShape
+from harness.plugin_api import hookspecs
+from harness.plugin_api.task import Baseline
 from harness.testing import (
     check_import_is_light,
     check_model,
@@ -238,8 +239,12 @@ BAD_MODELS = {
     "sequences see each other": (MixesBatch, "change with the other sequences in its batch"),
     "outputs are hidden states": (NoHead, r"outputs must be \(batch, time, output_size\)"),
     "parameter never used": (UnusedLayer, "no gradient reaches spare.weight"),
-    "state with batch first": (BatchFirstState, "with carry_state it would drop the state"),
 }
+
+
+def test_a_batch_first_state_passes_the_kit():
+    """API 1.2: the trainer takes the batch size from the inputs, never from the state."""
+    check_model(model_of(BatchFirstState))
 
 
 @pytest.mark.parametrize("case", sorted(BAD_MODELS))
@@ -281,7 +286,7 @@ def test_importing_the_kit_does_not_import_torch():
 
 
 def documented_names() -> dict[str, list[str]]:
-    from harness.task import Task as TaskBase
+    from harness.plugin_api.task import Task as TaskBase
 
     hooks = [n for n in dir(hookspecs) if n.startswith("register_")]
     classes = {c.__name__: [f.name for f in dataclasses.fields(c)] for c in (

@@ -6,7 +6,7 @@ import io
 
 import pandas as pd
 
-from harness.escape import csv_cell, csv_safe, md_cell, md_code, md_text
+from harness.storage.escape import csv_cell, csv_safe, md_cell, md_code, md_text
 
 
 def test_csv_formulas_are_defused_and_numbers_kept():
@@ -50,7 +50,7 @@ def test_leaderboard_and_tables_escape_plugin_text(tmp_path):
     from harness.report.meta import Reference, TaskMeta
     from harness.report.ranking import markdown
     from harness.report.tables import cells_frame
-    from harness.storage import write_frame
+    from harness.storage.files import write_frame
 
     meta = TaskMeta(
         primary_metric="test_loss",

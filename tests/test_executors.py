@@ -9,11 +9,12 @@ from concurrent.futures import Future
 import pytest
 
 import harness
-from harness import runner
-from harness.config import load_config
 from harness.errors import HarnessError
-from harness.executors import CellLost, InProcessExecutor, ProcessExecutor, make_executor
-from harness.plugins import distribution_differences, plugin_distributions
+from harness.grid import runner
+from harness.grid.executors import InProcessExecutor, ProcessExecutor, make_executor
+from harness.grid.protocol import CellLost
+from harness.plugin_api.manager import distribution_differences, plugin_distributions
+from harness.settings.config import load_config
 
 
 def test_make_executor_kinds():
@@ -110,7 +111,8 @@ def test_a_lost_cell_is_resubmitted_and_others_run_on(monkeypatch, tmp_path, tim
 def test_with_ray_cells_get_the_device_name_and_a_missing_ray_stops_before_anything(
     tmp_path, monkeypatch, command
 ):
-    from harness.api import cell_device, execute_run
+    from harness.api import execute_run
+    from harness.session import cell_device
     from harness.tuning import execute_tune
 
     ray = load_config(None, {"executor": "ray", "device": "auto"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.task import TaskShape
+from harness.plugin_api.task import TaskShape
 
 TOKENS = TaskShape("tokens", 7, "classes", 7)
 VALUES = TaskShape("values", 3, "values", 2)

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from harness import Recipe, Task, TaskData, TaskShape, hookimpl
-from harness.plugins import load_plugins
+from harness.plugin_api.manager import load_plugins
 from harness.report import TaskMeta
 from harness.report.ranking import aggregate, higher_is_better, markdown
-from harness.storage import write_frame
+from harness.storage.files import write_frame
 
 
 def test_a_column_two_tasks_fill_with_different_types_is_written(tmp_path):
@@ -82,7 +82,7 @@ class FloatyPlugin:
 @pytest.mark.slow
 def test_colliding_own_metric_names_keep_every_table(tmp_path):
     from harness.api import execute_run
-    from harness.config import load_config
+    from harness.settings.config import load_config
 
     registry = load_plugins(allow=["hello", "gru"], extra=[("floaty", FloatyPlugin())])
     settings = {"out": str(tmp_path), "workers": 1, "epochs": 2, "tasks": ["hello", "floaty"]}
@@ -143,7 +143,7 @@ def test_leaderboard_says_what_the_loss_covers_and_what_baselines_are():
 
 
 def test_run_json_records_scored_steps_and_directions(registry):
-    from harness.api import task_meta
+    from harness.session import task_meta
 
     meta = task_meta(registry, "sine", {"train_curves": 2, "test_curves": 2}, [0])
     assert meta.scored_steps is None

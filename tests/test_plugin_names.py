@@ -7,8 +7,8 @@ import pytest
 
 from harness import Model, hookimpl
 from harness.errors import HarnessError
-from harness.names import checked_name, name_problem
-from harness.plugins import load_plugins
+from harness.plugin_api.manager import load_plugins
+from harness.plugin_api.names import checked_name, name_problem
 from harness.testing.common import check_name
 
 BAD = {

@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import HARNESS
 from tests.distributions import make_distribution
 
-# A local Ray instance in this process stays on loopback (see harness.ray_executor).
+# A local Ray instance in this process stays on loopback (see harness.grid.ray_executor).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 try:
     import ray
@@ -39,7 +39,7 @@ except ImportError:
 import contextlib
 
 from harness.errors import HarnessError
-from harness.ray_executor import RayExecutor, cap_gpu_memory
+from harness.grid.ray_executor import RayExecutor, cap_gpu_memory
 
 BIN = Path(sys.executable).parent
 GRID = [

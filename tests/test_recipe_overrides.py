@@ -8,11 +8,11 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from harness.config import load_config
 from harness.errors import HarnessError
-from harness.overrides import recipe_from_text
-from harness.runner import plan_grid
-from harness.task import Recipe
+from harness.grid.runner import plan_grid
+from harness.plugin_api.task import Recipe
+from harness.settings.config import load_config
+from harness.settings.overrides import recipe_from_text
 
 #: A value for every Recipe field, different from every built-in task's default.
 SAMPLE = {

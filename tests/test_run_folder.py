@@ -10,7 +10,7 @@ import pytest
 import harness
 from harness import HarnessError
 from harness.report import Reference, TaskMeta
-from harness.run_folder import FORMAT_VERSION, RunFolder, UnreadableFile
+from harness.storage.run_folder import FORMAT_VERSION, RunFolder, UnreadableFile
 
 
 def test_layout_and_round_trip(tmp_path):

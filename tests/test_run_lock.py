@@ -11,8 +11,8 @@ import time
 import pytest
 
 from harness.errors import HarnessError
-from harness.run_folder import RunFolder
-from harness.storage import is_stale_temp
+from harness.storage.files import is_stale_temp
+from harness.storage.run_folder import RunFolder
 from tests.conftest import HARNESS
 
 

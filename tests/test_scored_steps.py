@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from harness import Recipe, Task, TaskData, TaskShape, hookimpl
-from harness.plugins import load_plugins
-from harness.train import train_cell
+from harness.plugin_api.manager import load_plugins
+from harness.training.train import train_cell
 
 
 @dataclass

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from harness.cells import Cell, execute_cell, execute_cells
-from harness.model import Model
-from harness.runner import group_seeds
-from harness.task import Recipe, TaskData, TaskShape
+from harness.grid.cells import Cell, execute_cell, execute_cells
+from harness.grid.runner import group_seeds
+from harness.plugin_api.model import Model
+from harness.plugin_api.task import Recipe, TaskData, TaskShape
 from harness.tasks.sine import Sine
 from harness.testing import check_trains_across_seeds
 
@@ -22,7 +22,7 @@ COMPARED = ["train_loss", "test_loss", "train_accuracy", "test_accuracy", "task_
 
 
 def cells(task: str, model: str, seeds=(0, 1, 2), epochs: int = 2, **options) -> list[Cell]:
-    from harness.plugins import load_plugins
+    from harness.plugin_api.manager import load_plugins
 
     recipe = load_plugins().tasks[task].recipe.with_overrides(epochs=epochs)
     return [Cell(task, model, seed, recipe, "cpu", dict(options)) for seed in seeds]
@@ -66,8 +66,8 @@ class SineWithABadSeed(Sine):
 
 def test_a_seed_that_diverges_does_not_stop_the_others():
     from harness.models.rnn import build
-    from harness.seeds import train_seeds_together
-    from harness.train import Diverged
+    from harness.training.seeds import train_seeds_together
+    from harness.training.train import Diverged
 
     task = SineWithABadSeed(train_curves=8, test_curves=8)
     model = Model("rnn", "nn.RNN", build, trains_across_seeds=True)

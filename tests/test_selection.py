@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from harness import Model, Recipe, Task, TaskData, TaskShape
-from harness.metrics import score
-from harness.plugins import api_refusal
-from harness.task import with_validation
+from harness.plugin_api.manager import api_refusal
+from harness.plugin_api.task import with_validation
 from harness.testing.reference import REFERENCE_MODEL
-from harness.train import Selection, train_cell
+from harness.training.metrics import score
+from harness.training.train import Selection, train_cell
 
 CPU = torch.device("cpu")
 
@@ -173,8 +173,8 @@ def test_a_task_metric_as_primary_selects_on_its_validation_value():
 
 @pytest.mark.parametrize(
     ("declared", "loads"),
-    [(1, True), ("1", True), ("1.0", True), ("1.1", True), ("1.2", False), (2, False),
-     ("2.0", False), (0, False), ("one", False), (1.1, False), (True, False)],
+    [(1, True), ("1", True), ("1.0", True), ("1.1", True), ("1.2", True), ("1.3", False),
+     (2, False), ("2.0", False), (0, False), ("one", False), (1.1, False), (True, False)],
 )  # fmt: skip
 def test_plugin_api_versions_older_minor_ones_load(declared, loads):
     assert (api_refusal(declared) is None) == loads

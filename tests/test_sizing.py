@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.runner import plan_grid
-from harness.sizing import count_params, hidden_for_params
+from harness.grid.runner import plan_grid
+from harness.training.sizing import count_params, hidden_for_params
 
 
 @pytest.mark.parametrize("name", ["rnn", "gru", "lstm", "embedding-rnn", "scratch-rnn"])

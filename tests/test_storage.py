@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness.storage import write_atomic
+from harness.storage.files import write_atomic
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")

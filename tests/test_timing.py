@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.cells import Cell
+from harness.grid.cells import Cell
+from harness.grid.runner import GridPlan, estimate_cost, run_grid, timing_specs
 from harness.report.tables import cells_frame
-from harness.run_folder import RunFolder
-from harness.runner import GridPlan, estimate_cost, run_grid, timing_specs
-from harness.timing import TimingSpec, run_timing, summarize, time_pair
+from harness.storage.run_folder import RunFolder
+from harness.training.timing import TimingSpec, run_timing, summarize, time_pair
 
 
 def spec_for(registry, task: str, model: str, **overrides) -> TimingSpec:
@@ -83,7 +83,7 @@ def test_every_seed_of_a_pair_gets_its_timing_but_only_a_matching_one(registry, 
 
 
 def cell(task: str, model: str, epochs: int, seed: int = 0) -> Cell:
-    from harness.task import Recipe
+    from harness.plugin_api.task import Recipe
 
     return Cell(task, model, seed, Recipe(epochs=epochs, batch_size=4, lr=0.01), "cpu")
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from harness.task import Choice, LogUniform, Recipe
+from harness.plugin_api.task import Choice, LogUniform, Recipe
 from tests.conftest import HARNESS
 
 optuna = pytest.importorskip("optuna")
@@ -221,8 +221,8 @@ def test_python_api_gives_an_empty_table_when_every_trial_failed(tmp_path):
     import dataclasses
 
     from harness.api import tune
-    from harness.model import Model
-    from harness.plugins import load_plugins
+    from harness.plugin_api.manager import load_plugins
+    from harness.plugin_api.model import Model
 
     def build(shape, hidden, layers):
         raise RuntimeError("this model never builds")

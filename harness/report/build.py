@@ -12,7 +12,7 @@ from harness.report import html, plots
 from harness.report import ranking as leaderboard
 from harness.report.run import LoadedRun
 from harness.report.tables import curves_frame
-from harness.storage import csv_bytes, write_atomic, write_frame
+from harness.storage.files import csv_bytes, write_atomic, write_frame
 
 FIGURES = ("loss_curves", "metrics", "predictions")
 

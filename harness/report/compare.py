@@ -18,13 +18,14 @@ from typing import Any
 
 import pandas as pd
 
-from harness.escape import md_code, md_table, md_text
 from harness.report.formatting import format_value, one_notation
 from harness.report.run import LoadedRun
+from harness.storage.escape import md_code, md_table, md_text
+from harness.storage.status import BROKEN, OK
 
 #: Speed columns compared (higher is faster), with how the tables label them.
 SPEED = {"train_throughput": "train speed", "infer_throughput": "inference speed"}
-FINISHED, BROKEN = "ok", ("failed", "diverged")
+FINISHED = OK
 KEY = ["task", "model", "seed"]
 
 

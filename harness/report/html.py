@@ -18,6 +18,7 @@ import pandas as pd
 from harness.report.formatting import format_value
 from harness.report.meta import TaskMeta
 from harness.report.run import LoadedRun
+from harness.storage.status import OK
 
 #: Per-cell settings shown as each model's chosen hyperparameters, where the run has them.
 HYPERPARAMETERS = [
@@ -55,7 +56,7 @@ def render(run: LoadedRun, figures: dict[str, dict[str, str]]) -> str:
 
 def context(run: LoadedRun, figures: dict[str, dict[str, str]]) -> dict[str, Any]:
     """Everything the template shows, as plain values (the template only lays them out)."""
-    from harness import __version__
+    from harness.version import __version__
 
     info, cells = run.info, run.cells
     boards = {board.task: board for board in run.leaderboards()}
@@ -134,7 +135,7 @@ def _figures(metrics: dict[str, Any]) -> str:
 
 def _chosen(cells: pd.DataFrame) -> Table | None:
     """Per model, the values each hyperparameter took over its cells ("a, b" where they vary)."""
-    ok = cells[cells["status"] == "ok"]
+    ok = cells[cells["status"] == OK]
     columns = [c for c in HYPERPARAMETERS if c in ok and ok[c].notna().any()]
     if ok.empty or not columns:
         return None

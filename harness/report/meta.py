@@ -1,6 +1,6 @@
 """What the report knows of a task: how it ranks, its references, recipe and options.
 
-Built once per run from the task plugin (see ``harness.api.task_meta``), stored in run.json,
+Built once per run from the task plugin (see ``harness.session.task_meta``), stored in run.json,
 and read back by ``harness report`` and ``harness compare`` without loading any plugin.
 """
 
@@ -41,6 +41,9 @@ class TaskMeta:
     #: model -> where its recipe came from, for models `harness tune` tuned (trials,
     #: device-seconds, the chosen hyperparameters); a model not here ran the task's default.
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: why the task's references could not be computed (its make_data, optimum or baselines
+    #: raised): its cells fail with the plugin's error, every other task runs
+    error: str = ""
 
     @property
     def direction(self) -> str:

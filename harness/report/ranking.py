@@ -15,10 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from harness.escape import md_code, md_table, md_text
 from harness.report.formatting import format_value, one_notation
 from harness.report.meta import TaskMeta
-from harness.timing import TIMING_COLUMNS
+from harness.storage.escape import md_code, md_table, md_text
+from harness.storage.status import OK
+from harness.training.timing import TIMING_COLUMNS
 
 #: Test metrics shown in every leaderboard, with their validation and training counterparts.
 SHOWN = [
@@ -57,7 +58,7 @@ def t_quantile(dof: int) -> float:
 
 def aggregate(cells: pd.DataFrame, task: str, meta: TaskMeta) -> pd.DataFrame:
     """One row per model of ``task``: mean, ci95 and n of every numeric metric, plus rank."""
-    ok = cells[(cells["task"] == task) & (cells["status"] == "ok")]
+    ok = cells[(cells["task"] == task) & (cells["status"] == OK)]
     if ok.empty:
         return pd.DataFrame()
     ok = ok.dropna(axis=1, how="all")
@@ -445,7 +446,7 @@ def markdown(cells: pd.DataFrame, metas: dict[str, TaskMeta]) -> str:
                 parts.append(f"- {md_code(f'({baseline.name})')}: {md_text(baseline.description)}")
         parts += tuning_notes(meta)
         parts.append("")
-    unfinished = cells[cells["status"] != "ok"]
+    unfinished = cells[cells["status"] != OK]
     if not unfinished.empty:
         parts += ["## Cells that did not finish", ""]
         table = unfinished[["task", "model", "seed", "status", "error"]]

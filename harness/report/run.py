@@ -9,14 +9,13 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import HarnessError
-from harness.names import checked_name
+from harness.plugin_api.names import checked_name
 from harness.report import ranking
 from harness.report.formatting import one_notation
 from harness.report.meta import TaskMeta, read_metas
 from harness.report.tables import cells_frame
-from harness.run_folder import BadFile, RunFolder
-
-UNFINISHED = ("failed", "diverged", "not-applicable")
+from harness.storage.run_folder import BadFile, RunFolder
+from harness.storage.status import UNFINISHED
 
 
 @dataclass(frozen=True)

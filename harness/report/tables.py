@@ -6,7 +6,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.timing import TIMING_COLUMNS
+from harness.storage.status import OK
+from harness.training.timing import TIMING_COLUMNS
 
 #: Columns every per-cell table has, in this order; task-specific ``task_*`` columns follow.
 CORE_COLUMNS = [
@@ -53,7 +54,7 @@ def cells_frame(
     rows = []
     for r in records:
         row = {k: v for k, v in r.items() if k not in _NOT_IN_TABLE}
-        if r.get("status") == "ok":
+        if r.get("status") == OK:
             row.update(by_pair.get(tuple(r.get(k) for k in _TIMING_KEYS), {}))
         rows.append(row)
     frame = pd.DataFrame(rows)

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
-from harness.names import name_problem
+from harness.plugin_api.names import name_problem
 
 
 def fail(subject: str, message: str) -> NoReturn:
@@ -16,7 +16,7 @@ def fail(subject: str, message: str) -> NoReturn:
 
 
 def check_name(subject: str, name: Any) -> None:
-    """The very rule the plugin manager applies at registration (``harness.names``)."""
+    """The very rule the plugin manager applies at registration (``harness.plugin_api.names``)."""
     problem = name_problem(name)
     if problem is not None:
         fail(subject, problem)

@@ -11,7 +11,7 @@ import pytest
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    from harness import PLUGIN_API_VERSION, __version__
+    from harness.version import PLUGIN_API_VERSION, __version__
 
     return f"harness {__version__}, plugin API {PLUGIN_API_VERSION}"
 
@@ -19,7 +19,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def harness_registry():
     """Every installed plugin's tasks and models (HARNESS_PLUGINS and friends apply)."""
-    from harness.plugins import load_plugins
+    from harness.plugin_api.manager import load_plugins
 
     return load_plugins()
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.model import Model
-from harness.task import TaskShape
+from harness.plugin_api.model import Model
+from harness.plugin_api.task import TaskShape
 
 
 def build(shape: TaskShape, hidden_size: int, num_layers: int) -> Any:

@@ -77,7 +77,7 @@ def conformance_cases(
 
     ``fixed_data`` names tasks whose data does not change with the seed by design.
     """
-    from harness.plugins import load_plugins
+    from harness.plugin_api.manager import load_plugins
     from harness.testing.models import check_model
     from harness.testing.tasks import check_task
 

@@ -9,9 +9,9 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from harness.contract import data_problem
-from harness.task import Baseline, Recipe, Task, TaskData, TaskShape
+from harness.plugin_api.task import Baseline, Recipe, Task, TaskData, TaskShape
 from harness.testing.common import check_json, check_name, check_text, fail, is_number, one_thread
+from harness.training.contract import data_problem
 
 #: Held-out columns every cell has, with the direction that is better for each.
 CORE_HELD_OUT = {"test_loss": False, "test_perplexity": False, "test_accuracy": True}
@@ -122,7 +122,7 @@ def check_is_dataclass(task: Task, subject: str) -> None:
 
 def make_checked_data(task: Task, seed: int, subject: str) -> TaskData:
     """``make_data(seed)``, with every tensor checked against the task's shape (the rules every
-    cell applies before training, see :mod:`harness.contract`), and on the CPU."""
+    cell applies before training, see :mod:`harness.training.contract`), and on the CPU."""
     import torch
 
     data = task.make_data(seed)
@@ -244,7 +244,7 @@ def check_metrics(task: Task, data: TaskData, seed: int, train_epochs: int, subj
     from harness.testing.reference import REFERENCE_MODEL
 
     if train_epochs > 0:
-        from harness.train import train_cell
+        from harness.training.train import train_cell
 
         recipe = task.recipe.with_overrides(epochs=train_epochs, hidden_size=8, num_layers=1)
         outcome = train_cell(task, REFERENCE_MODEL, seed, torch.device("cpu"), recipe)
@@ -252,7 +252,7 @@ def check_metrics(task: Task, data: TaskData, seed: int, train_epochs: int, subj
         extra = {k[len("task_") :]: v for k, v in metrics.items() if k.startswith("task_")}
         samples = outcome.samples
     else:
-        net = REFERENCE_MODEL.build(task.shape, 8, 1).eval()
+        net = REFERENCE_MODEL.make(task.shape, 8, 1).eval()
         curve = [
             {
                 "epoch": 1,
@@ -329,7 +329,7 @@ def check_metrics(task: Task, data: TaskData, seed: int, train_epochs: int, subj
     if not isinstance(baselines, list):
         fail(
             subject,
-            f"baselines must return a list of harness.task.Baseline, not "
+            f"baselines must return a list of harness.plugin_api.task.Baseline, not "
             f"{type(baselines).__name__}",
         )
     names = [getattr(b, "name", None) for b in baselines]
@@ -337,7 +337,7 @@ def check_metrics(task: Task, data: TaskData, seed: int, train_epochs: int, subj
         fail(subject, f"baselines repeat a name: {names}")
     for baseline in baselines:
         if not isinstance(baseline, Baseline):
-            fail(subject, f"baselines must be harness.task.Baseline objects, not {baseline!r}")
+            fail(subject, f"baselines must be harness.Baseline objects, not {baseline!r}")
         check_text(subject, "a baseline's name", baseline.name)
         check_text(subject, f"baseline {baseline.name!r}'s description", baseline.description)
         check_figures(f"baseline {baseline.name!r}", baseline.metrics)

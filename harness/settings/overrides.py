@@ -1,6 +1,6 @@
 """Recipe overrides from the command line and the config file, type-checked against
-:class:`~harness.task.Recipe`'s own fields, so a new Recipe field is overridable with no new
-code: ``--recipe batch_size=32``, ``batch_size = 32`` under ``[tool.harness]`` or in a
+:class:`~harness.plugin_api.task.Recipe`'s own fields, so a new Recipe field is overridable
+with no new code: ``--recipe batch_size=32``, ``batch_size = 32`` under ``[tool.harness]`` or in a
 ``[tool.harness.recipe]`` table."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any
 
 from harness.errors import HarnessError, unknown_name
-from harness.task import Recipe
+from harness.plugin_api.task import Recipe
 
 #: Text that means "no value" for a field that may be None (``--recipe clip=none``).
 NONE_WORDS = ("none", "null")

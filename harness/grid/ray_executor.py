@@ -10,7 +10,7 @@ cell runs, every node reports its plugin distributions and a mismatch with the d
 the run with one line naming the node and the plugin.
 
 A task whose worker process or node dies is retried by Ray (``MAX_RETRIES``); if Ray gives
-up, the future fails with :class:`~harness.executors.CellLost` and the runner resubmits.
+up, the future fails with :class:`~harness.grid.executors.CellLost` and the runner resubmits.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.executors import CellLost
+from harness.grid.protocol import CellLost
 
 #: Ray retries a task whose worker or node died this many times before reporting it lost.
 MAX_RETRIES = 3
@@ -66,7 +66,7 @@ def import_ray(local: bool = False) -> Any:
 def run_call(threads: int, fn: Callable[..., Any], *args: Any) -> Any:
     """The body of every Ray task: worker processes are reused, so set torch's threads each
     time (cheap), then run the call."""
-    from harness.cells import init_worker
+    from harness.grid.cells import init_worker
 
     init_worker(threads)
     return fn(*args)
@@ -87,7 +87,7 @@ class CellActor:
     """A long-lived process holding a share of a GPU; runs one call at a time."""
 
     def __init__(self, threads: int, gpu_fraction: float) -> None:
-        from harness.cells import init_worker
+        from harness.grid.cells import init_worker
 
         init_worker(threads)
         cap_gpu_memory(gpu_fraction)
@@ -275,7 +275,7 @@ def check_plugins(ray: Any, timeout: float = PREFLIGHT_TIMEOUT) -> None:
     names the node and the plugin."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from harness.plugins import distribution_differences, plugin_distributions
+    from harness.plugin_api.manager import distribution_differences, plugin_distributions
 
     here = plugin_distributions()
     report = ray.remote(num_cpus=0, max_retries=0)(plugin_distributions)

@@ -7,8 +7,8 @@ closest to N instead (the Long Range Arena rule), so a ranking compares architec
 
 from __future__ import annotations
 
-from harness.model import Model
-from harness.task import TaskShape
+from harness.plugin_api.model import Model
+from harness.plugin_api.task import TaskShape
 
 #: No search goes past this hidden size (a target that needs more is out of reach).
 MAX_HIDDEN = 1 << 16
@@ -21,9 +21,9 @@ def count_params(model: Model, shape: TaskShape, hidden_size: int, num_layers: i
 
     try:
         with torch.device("meta"):
-            net = model.build(shape, hidden_size, num_layers)
+            net = model.make(shape, hidden_size, num_layers)
     except Exception:  # e.g. a build that copies data from real tensors
-        net = model.build(shape, hidden_size, num_layers)
+        net = model.make(shape, hidden_size, num_layers)
     return sum(p.numel() for p in net.parameters())
 
 

@@ -9,6 +9,7 @@ pickled back.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -16,11 +17,12 @@ from typing import Any
 
 import torch
 
-from harness.contract import check_data, check_first_forward
-from harness.device import synchronize
-from harness.metrics import loss_fn, score
-from harness.model import Model
-from harness.task import Recipe, Task, TaskData, with_validation
+from harness.plugin_api.model import Model
+from harness.plugin_api.task import Recipe, Task, TaskData, with_validation
+from harness.training.contract import check_data, check_first_forward
+from harness.training.device import synchronize
+from harness.training.metrics import loss_fn, score
+from harness.training.state import detach_state
 
 
 class Diverged(Exception):
@@ -45,15 +47,6 @@ def make_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
         "rmsprop": torch.optim.RMSprop,
     }
     return kinds[recipe.optimizer](params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-
-
-def detach_state(state: Any) -> Any:
-    """Cut the graph behind a carried state (tensor, tuple of tensors, or None)."""
-    if state is None:
-        return None
-    if isinstance(state, torch.Tensor):
-        return state.detach()
-    return type(state)(detach_state(s) for s in state)
 
 
 def make_training_step(
@@ -92,17 +85,31 @@ class Selection:
     ``mode="best"``: the epoch with the best validation figure of the task's primary metric
     (ties broken by the lower validation loss), its weights restored; ``"last"``: the final
     epoch. ``patience``: stop once that many epochs in a row brought no improvement
-    (``None``: train every epoch of the recipe).
+    (``None``: train every epoch of the recipe). ``until``: stop once the validation figure
+    of the primary metric reaches this value (at least it where higher is better, at most it
+    where lower is), as Zoology stops a run at validation accuracy 0.99.
     """
 
     mode: str = "best"
     patience: int | None = None
+    until: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in SELECT_MODES:
             raise ValueError(f"select must be one of {SELECT_MODES}, not {self.mode!r}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be at least 1, not {self.patience}")
+        if self.until is not None and not math.isfinite(self.until):
+            raise ValueError(f"until must be a finite number, not {self.until}")
+
+    def stops(self, best: BestEpoch) -> bool:
+        """True when training should stop after the epoch ``best`` has just seen."""
+        if self.patience is not None and best.stale >= self.patience:
+            return True
+        if self.until is None or best.key is None:
+            return False
+        value = -best.key[0] if best.higher else best.key[0]
+        return value >= self.until if best.higher else value <= self.until
 
 
 def validation_name(metric: str) -> str:
@@ -153,12 +160,12 @@ def train_cell(
     The curve holds training and validation figures per epoch; the test split is evaluated
     once, on the selected model, and not at all with ``evaluate_test=False`` (the record then
     holds no test metric: what hyperparameter search needs). Raises :class:`Diverged`, or
-    :class:`~harness.contract.ContractError` before training when the task's data or the
+    :class:`~harness.training.contract.ContractError` before training when the task's data or the
     model's first outputs do not fit the task's shape.
     """
     data, net = prepare(task, model, seed, device, recipe)
     best = BestEpoch(validation_name(task.primary_metric), task.higher_is_better)
-    curve, train_seconds = fit(net, task, data, recipe, seed, device, best, selection.patience)
+    curve, train_seconds = fit(net, task, data, recipe, seed, device, best, selection)
     return conclude(
         task,
         net,
@@ -185,7 +192,9 @@ def prepare(
     check_data(shape, data, task.scored_steps)  # before any training: blames the side at fault
     data, _ = with_validation(data)
     data = data.to(device)
-    net = model.build(shape, recipe.hidden_size, recipe.num_layers).to(device)
+    if shape.length is None:  # the model learns the length from the data when the task is silent
+        shape = dataclasses.replace(shape, length=int(data.train_inputs.shape[1]))
+    net = model.make(shape, recipe.hidden_size, recipe.num_layers).to(device)
     check_first_forward(net, shape, data.train_inputs, recipe.batch_size, recipe.carry_state)
     return data, net
 
@@ -252,11 +261,11 @@ def fit(
     seed: int,
     device: torch.device,
     best: BestEpoch,
-    patience: int | None = None,
+    selection: Selection | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Train epoch by epoch, validating after each; the curve and the seconds spent training.
 
-    Stops after ``patience`` epochs without a better validation figure. Raises
+    Stops early where ``selection`` says (its ``patience`` or ``until``). Raises
     :class:`Diverged` (with the curve so far) when the training loss stops being finite.
     """
     step = make_training_step(net, recipe, task.shape.output_kind, task.scored_steps)
@@ -281,7 +290,7 @@ def fit(
         if not math.isfinite(epoch_loss):
             raise Diverged(f"training loss became {epoch_loss} at epoch {epoch}", curve)
         best.update(row, net)
-        if patience is not None and best.stale >= patience:
+        if selection is not None and selection.stops(best):
             break
     return curve, train_seconds
 
@@ -299,7 +308,7 @@ def train_epoch(
     for first in range(0, n_train, recipe.batch_size):
         index = perm[first : first + recipe.batch_size].to(device)
         x, y = data.train_inputs[index], data.train_targets[index]
-        if not recipe.carry_state or state is not None and _batch_of(state) != len(index):
+        if len(index) != recipe.batch_size:  # a short last batch: the streams no longer line up
             state = None
         loss, state = step(x, y, state)
         state = detach_state(state) if recipe.carry_state else None
@@ -345,7 +354,3 @@ def evaluate_on(
         extra = dict(task.evaluate(net, data, curve))
     return test, extra
 
-
-def _batch_of(state: Any) -> int:
-    tensor = state if isinstance(state, torch.Tensor) else state[0]
-    return tensor.shape[1] if tensor.dim() == 3 else tensor.shape[0]

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections import defaultdict
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -231,14 +229,3 @@ def _plot_group(group: str, members: list[dict[str, Any]], path: Path) -> Path:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "group"
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m harness.benchplot JSON [--out DIR]``: the same as ``harness bench-plot``."""
-    from harness.cli import main as cli
-
-    cli.main(["bench-plot", *(sys.argv[1:] if argv is None else argv)], prog_name="harness")
-
-
-if __name__ == "__main__":
-    main()

@@ -16,14 +16,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from harness.cells import STATUS_NA, Cell, base_record, execute_cells
-from harness.executors import CellLost, Executor, make_executor
-from harness.plugins import Registry
-from harness.run_folder import BadFile, RunFolder, UnreadableFile
-from harness.task import Recipe
-from harness.timing import TimingSpec
+from harness.grid.cells import Cell, base_record, execute_cells
+from harness.grid.executors import make_executor
+from harness.grid.protocol import CellLost, Executor
+from harness.plugin_api.manager import Registry
+from harness.plugin_api.task import Recipe
+from harness.storage import status
+from harness.storage.run_folder import BadFile, RunFolder, UnreadableFile
+from harness.training.timing import TimingSpec
 
 MAX_POOL_RESTARTS = 3
 #: A cell whose worker process or node died this many times more is recorded as failed.
@@ -52,6 +54,8 @@ def plan_grid(
     select: str = "best",
     patience: int | None = None,
     params: int | None = None,
+    until: float | None = None,
+    model_options: dict[str, dict[str, Any]] | None = None,
 ) -> GridPlan:
     """Every cell of the grid. With ``params``, each model's hidden size is the one whose
     parameter count on that task is closest to ``params`` (a model that cannot be built keeps
@@ -63,7 +67,8 @@ def plan_grid(
         recipe = dataclasses.replace(task.recipe, **recipe_overrides)  # None is a value here
         task_plugin = _distribution(registry, "task", task_name)
         for model_name in models:
-            model = registry.models[model_name]
+            chosen = (model_options or {}).get(model_name, {})
+            model = registry.models[model_name].with_options(**chosen)
             reason = model.cannot_serve(task.shape)
             model_plugin = _distribution(registry, "model", model_name)
             sized = recipe
@@ -81,6 +86,8 @@ def plan_grid(
                     model_plugin=model_plugin,
                     select=select,
                     patience=patience,
+                    until=until,
+                    model_options=dict(chosen),
                 )
                 if reason:
                     plan.not_applicable.append((cell, reason))
@@ -104,7 +111,7 @@ def _sized(
     recipe: Recipe,
     params: int,
 ) -> Recipe:
-    from harness.sizing import hidden_for_params
+    from harness.training.sizing import hidden_for_params
 
     try:
         hidden, count = hidden_for_params(model, shape, params, recipe.num_layers)
@@ -119,7 +126,13 @@ def timing_specs(plan: GridPlan, threads: int) -> list[TimingSpec]:
     specs: dict[str, TimingSpec] = {}
     for cell in plan.cells:
         spec = TimingSpec(
-            cell.task, cell.model, cell.recipe, cell.device, threads, cell.task_options
+            cell.task,
+            cell.model,
+            cell.recipe,
+            cell.device,
+            threads,
+            cell.task_options,
+            cell.model_options,
         )
         specs.setdefault(spec.pair_id, spec)
     return list(specs.values())
@@ -197,7 +210,7 @@ def run_grid(
 ) -> list[dict[str, Any]]:
     """Run the plan's missing cells into ``out`` and return every cell's record.
 
-    ``executor`` picks where cells run (see :func:`harness.executors.make_executor`).
+    ``executor`` picks where cells run (see :func:`harness.grid.executors.make_executor`).
     ``workers`` (pool) is capped at the pending cells and the CPU cores (more only compete for
     the same cores and memory), with a notice; ``None`` means one per core, capped silently.
     ``registry`` is used only in-process; other processes and nodes discover plugins through
@@ -210,7 +223,7 @@ def run_grid(
     """
     records: dict[str, dict[str, Any]] = {}
     for cell, reason in plan.not_applicable:
-        record = dict(base_record(cell), status=STATUS_NA, error=reason, curve=[])
+        record = dict(base_record(cell), status=status.NOT_APPLICABLE, error=reason, curve=[])
         records[cell.cell_id] = record
         if load_record(out, cell) is None:
             out.set_aside(cell.cell_id)
@@ -243,37 +256,147 @@ def run_grid(
     # Only a pool has workers: local runs in this process; Ray sizes itself from the cluster.
     workers = _usable_workers(workers, len(pending), on_notice) if executor == "pool" else 1
 
-    def start(cells: int) -> Executor:
+    feed = GridFeed(out, records, on_done)
+
+    def start() -> Executor:
         return make_executor(
             executor,
-            workers=min(workers, cells),
+            workers=min(workers, max(1, len(feed.queue))),
             threads=threads,
             ray_address=ray_address,
             gpus_per_cell=gpus_per_cell,
         )
 
-    def give_up(cell: Cell, error: str) -> None:
-        record = dict(base_record(cell), status="failed", error=error, curve=[])
-        out.write_record(record)
-        records[cell.cell_id] = record
-        on_done(record)
-
-    restarts = 0
-    while pending:
-        units = group_seeds(pending, registry) if seeds_together and registry else None
-        units = units or [[cell] for cell in pending]
-        if cost is not None:
-            units.sort(key=lambda unit: -sum(cost(cell) for cell in unit))
-        broken = _run_pending(units, out, start, save_models, registry, records, on_done, give_up)
-        pending = [cell for cell in pending if cell.cell_id not in records]
-        if pending and broken:
-            restarts += 1
-        if pending and restarts > MAX_POOL_RESTARTS:
-            for cell in pending:
-                give_up(cell, "worker process died repeatedly while running this cell")
-            pending = []
+    units = group_seeds(pending, registry) if seeds_together and registry else None
+    units = units or [[cell] for cell in pending]
+    if cost is not None:
+        units.sort(key=lambda unit: -sum(cost(cell) for cell in unit))
+    feed.queue.extend(units)
+    if units:
+        drive(feed, start, registry=registry, save_models=save_models)
     order = [c.cell_id for c, _ in plan.not_applicable] + [c.cell_id for c in plan.cells]
     return [records[cell_id] for cell_id in order]
+
+
+Unit = list[Cell]
+
+
+class Feed(Protocol):
+    """Where :func:`drive` gets its units of work and what it tells of them: the grid's queue,
+    or a tune's studies (which ask for new trials as earlier ones are told)."""
+
+    def take(self, room: int) -> list[Unit]:
+        """Up to ``room`` units ready to run now (none while waiting on results)."""
+
+    def retry(self, unit: Unit) -> None:
+        """Put back a unit whose process or pool died: it runs again, first."""
+
+    def done(self, unit: Unit, records: list[dict[str, Any]]) -> None:
+        """A unit finished: its records (a cell's own failure is a record too)."""
+
+    def give_up(self, unit: Unit, error: str) -> None:
+        """A unit that cannot be run: record its cells as failed with ``error``."""
+
+
+def failed_record(cell: Cell, error: str) -> dict[str, Any]:
+    """The record of a cell the runner gave up on (its worker or node died repeatedly)."""
+    return dict(base_record(cell), status=status.FAILED, error=error, curve=[])
+
+
+class GridFeed:
+    """The grid's units, longest first: each record written the moment it comes back."""
+
+    def __init__(
+        self,
+        out: RunFolder,
+        records: dict[str, dict[str, Any]],
+        on_done: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self.out, self.records, self.on_done = out, records, on_done
+        self.queue: deque[Unit] = deque()
+
+    def take(self, room: int) -> list[Unit]:
+        return [self.queue.popleft() for _ in range(min(room, len(self.queue)))]
+
+    def retry(self, unit: Unit) -> None:
+        self.queue.appendleft(unit)
+
+    def done(self, unit: Unit, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            self.out.write_record(record)
+            record.pop("state_dict", None)
+            self.records[record["cell_id"]] = record
+            self.on_done(record)
+
+    def give_up(self, unit: Unit, error: str) -> None:
+        self.done(unit, [failed_record(cell, error) for cell in unit])
+
+
+def drive(
+    feed: Feed,
+    start: Callable[[], Executor],
+    *,
+    registry: Registry | None = None,
+    save_models: bool = False,
+    executor: Executor | None = None,
+) -> None:
+    """Run every unit ``feed`` gives on executors from ``start``, keeping each one full: the
+    one place that handles a lost unit and a broken pool, for `harness run` and `harness tune`.
+
+    A unit whose process or node died (:class:`CellLost`) goes back to the feed, up to
+    ``MAX_CELL_LOSSES`` times, while the other units run on. A worker killed mid-run breaks a
+    process pool: the units it held go back, and a fresh pool takes over, up to
+    ``MAX_POOL_RESTARTS`` times; after that every unit left is given up as failed.
+    ``executor``: one already started (a tune sizes its batches by its capacity).
+    """
+    executor = executor or start()
+    in_flight: dict[Future, Unit] = {}
+    losses: Counter[str] = Counter()
+    restarts = 0
+    try:
+        while True:
+            room = executor.capacity - len(in_flight)
+            for unit in feed.take(room) if room > 0 else []:
+                args = (unit, registry if executor.in_process else None, save_models)
+                in_flight[executor.submit(execute_cells, *args)] = unit
+            if not in_flight:
+                break
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            broken = False
+            for future in finished:
+                unit = in_flight.pop(future)
+                try:
+                    records = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    feed.retry(unit)
+                    continue
+                except CellLost as exc:
+                    lost = unit[0].cell_id
+                    losses[lost] += 1
+                    if losses[lost] > MAX_CELL_LOSSES:
+                        feed.give_up(unit, f"lost {losses[lost]} times: {exc}")
+                    else:
+                        feed.retry(unit)
+                    continue
+                feed.done(unit, records)
+            if not broken:
+                continue
+            # a pool worker died: the pool is gone, and so are the units it still held
+            for unit in reversed(list(in_flight.values())):
+                feed.retry(unit)
+            in_flight.clear()
+            executor.shutdown(cancel=True)
+            restarts += 1
+            if restarts > MAX_POOL_RESTARTS:
+                while units := feed.take(1):
+                    feed.give_up(units[0], "worker process died repeatedly while running this cell")
+                return
+            executor = start()
+    except BaseException:
+        executor.shutdown(cancel=True)
+        raise
+    executor.shutdown()
 
 
 def _usable_workers(requested: int | None, pending: int, on_notice: Callable[[str], None]) -> int:
@@ -298,59 +421,3 @@ def group_seeds(cells: list[Cell], registry: Registry) -> list[list[Cell]]:
             key = cell.cell_id
         groups.setdefault(key, []).append(cell)
     return list(groups.values())
-
-
-def _run_pending(
-    units: list[list[Cell]],
-    out: RunFolder,
-    start: Callable[[int], Executor],
-    save_models: bool,
-    registry: Registry | None,
-    records: dict[str, dict[str, Any]],
-    on_done: Callable[[dict[str, Any]], None],
-    give_up: Callable[[Cell, str], None],
-) -> bool:
-    """Feed ``units`` (lists of cells run together) to an executor as it has room; True when
-    a process pool broke.
-
-    A unit whose process or node died (:class:`CellLost`) goes back in the queue, up to
-    ``MAX_CELL_LOSSES`` times; the executor's other units run on.
-    """
-    executor = start(len(units))
-    queue = deque(units)
-    in_flight: dict[Future, list[Cell]] = {}
-    losses: Counter[str] = Counter()
-    broken = False
-    try:
-        while (queue or in_flight) and not broken:
-            while queue and len(in_flight) < executor.capacity:
-                unit = queue.popleft()
-                args = (unit, registry if executor.in_process else None, save_models)
-                in_flight[executor.submit(execute_cells, *args)] = unit
-            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in finished:
-                unit = in_flight.pop(future)
-                try:
-                    done = future.result()
-                except BrokenProcessPool:
-                    broken = True
-                    continue
-                except CellLost as exc:
-                    lost = unit[0].cell_id
-                    losses[lost] += 1
-                    if losses[lost] > MAX_CELL_LOSSES:
-                        for cell in unit:
-                            give_up(cell, f"lost {losses[lost]} times: {exc}")
-                    else:
-                        queue.appendleft(unit)
-                    continue
-                for record in done:
-                    out.write_record(record)
-                    record.pop("state_dict", None)
-                    records[record["cell_id"]] = record
-                    on_done(record)
-    except BaseException:
-        executor.shutdown(cancel=True)
-        raise
-    executor.shutdown(cancel=broken)
-    return broken

@@ -85,8 +85,8 @@ def write_frame(frame: Any, stem: Path) -> None:
 
 def csv_bytes(frame: Any) -> bytes:
     """``frame`` as CSV, with plugin text that a spreadsheet would run as a formula defused
-    (see :mod:`harness.escape`); Parquet keeps the values as they are."""
-    from harness.escape import csv_safe
+    (see :mod:`harness.storage.escape`); Parquet keeps the values as they are."""
+    from harness.storage.escape import csv_safe
 
     return csv_safe(frame).to_csv(index=False).encode()
 

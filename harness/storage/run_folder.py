@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.names import checked_name
-from harness.storage import is_stale_temp, write_atomic, write_json
+from harness.plugin_api.names import checked_name
+from harness.storage.files import is_stale_temp, write_atomic, write_json
 
 #: Bumped when the layout or run.json changes in a way older readers would misread.
 FORMAT_VERSION = 1

@@ -25,11 +25,11 @@ from typing import Any
 
 import torch
 
-from harness.device import synchronize
-from harness.metrics import loss_fn
-from harness.model import Model
-from harness.task import Recipe, Task
-from harness.train import (
+from harness.plugin_api.model import Model
+from harness.plugin_api.task import Recipe, Task
+from harness.training.device import synchronize
+from harness.training.metrics import loss_fn
+from harness.training.train import (
     BestEpoch,
     CellOutcome,
     Diverged,
@@ -117,7 +117,7 @@ def train_seeds_together(
 ) -> list[CellOutcome | Diverged]:
     """Train ``seeds`` of one pair at once; per seed a ``CellOutcome`` or a ``Diverged``.
 
-    Every seed gets what :func:`harness.train.train_cell` would give it: its own data,
+    Every seed gets what :func:`harness.training.train.train_cell` would give it: its own data,
     initialization and data order, its own validation curve, best epoch, early stop and
     divergence, and one test evaluation of its selected weights. Raises (before any training)
     when the seeds cannot be stacked: data of different shapes, a state carried across batches.
@@ -173,7 +173,7 @@ def train_seeds_together(
                 active.remove(s)
                 continue
             bests[s].update(row, nets[s])
-            if selection.patience is not None and bests[s].stale >= selection.patience:
+            if selection.stops(bests[s]):
                 active.remove(s)
         if not active:
             break

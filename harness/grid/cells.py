@@ -18,9 +18,8 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from harness.task import Recipe
-
-STATUS_OK, STATUS_FAILED, STATUS_DIVERGED, STATUS_NA = "ok", "failed", "diverged", "not-applicable"
+from harness.plugin_api.task import Recipe
+from harness.storage import status
 
 
 def cell_id(task: str, model: str, seed: int) -> str:
@@ -45,6 +44,10 @@ class Cell:
     select: str = "best"
     patience: int | None = None
     evaluate_test: bool = True
+    #: stop once the validation figure of the primary metric reaches this (``--until``)
+    until: float | None = None
+    #: the model's options set with ``-o MODEL.FIELD=VALUE`` (the rest keep their defaults)
+    model_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def cell_id(self) -> str:
@@ -58,12 +61,13 @@ class Cell:
     def config(self) -> dict[str, Any]:
         import torch
 
-        from harness import PLUGIN_API_VERSION, __version__
+        from harness.version import PLUGIN_API_VERSION, __version__
 
         return {
             "task": self.task,
             "task_options": self.task_options,
             "model": self.model,
+            "model_options": self.model_options,
             "task_plugin": self.task_plugin,
             "model_plugin": self.model_plugin,
             "seed": self.seed,
@@ -71,6 +75,7 @@ class Cell:
             "device": self.device,
             "select": self.select,
             "patience": self.patience,
+            "until": self.until,
             "evaluate_test": self.evaluate_test,
             "dtype": "float32",
             "harness": __version__,
@@ -86,7 +91,7 @@ class Cell:
 
 @lru_cache(maxsize=1)
 def _plugins():
-    from harness.plugins import load_plugins
+    from harness.plugin_api.manager import load_plugins
 
     return load_plugins()
 
@@ -112,6 +117,7 @@ def base_record(cell: Cell) -> dict[str, Any]:
         "weight_decay": r.weight_decay,
         "select": cell.select,
         "patience": cell.patience,
+        "until": cell.until,
     }
 
 
@@ -129,12 +135,12 @@ def _started_record(cell: Cell) -> dict[str, Any]:
 
 def _outcome_into(record: dict[str, Any], outcome: Any, keep_weights: bool) -> None:
     """A finished training's outcome (or its :class:`Diverged`) into the cell's record."""
-    from harness.train import Diverged
+    from harness.training.train import Diverged
 
     if isinstance(outcome, Diverged):
-        record.update(status=STATUS_DIVERGED, error=str(outcome.args[0]), curve=outcome.args[1])
+        record.update(status=status.DIVERGED, error=str(outcome.args[0]), curve=outcome.args[1])
         return
-    record.update(status=STATUS_OK, **outcome.metrics, curve=outcome.curve)
+    record.update(status=status.OK, **outcome.metrics, curve=outcome.curve)
     record["samples"] = outcome.samples
     if keep_weights:
         record["state_dict"] = outcome.state_dict
@@ -142,9 +148,9 @@ def _outcome_into(record: dict[str, Any], outcome: Any, keep_weights: bool) -> N
 
 def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -> dict[str, Any]:
     """Run one cell and return its record: metrics, curve, samples, and weights on request."""
-    from harness.contract import ContractError
-    from harness.device import device_name, resolve_device
-    from harness.train import Diverged, Selection, train_cell
+    from harness.training.contract import ContractError
+    from harness.training.device import device_name, resolve_device
+    from harness.training.train import Diverged, Selection, train_cell
 
     registry = registry or _plugins()
     record = _started_record(cell)
@@ -155,12 +161,12 @@ def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -
         task = registry.tasks[cell.task].with_options(**cell.task_options)
         outcome = train_cell(
             task,
-            registry.models[cell.model],
+            registry.models[cell.model].with_options(**cell.model_options),
             cell.seed,
             device,
             cell.recipe,
             keep_weights=keep_weights,
-            selection=Selection(cell.select, cell.patience),
+            selection=Selection(cell.select, cell.patience, cell.until),
             evaluate_test=cell.evaluate_test,
         )
     except Diverged as exc:
@@ -170,7 +176,7 @@ def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -
         origin = registry.origins.get((exc.culprit, name))
         where = f" [{exc.culprit} plugin {origin}]" if origin else ""
         record.update(
-            status=STATUS_FAILED,
+            status=status.FAILED,
             error=f"broken contract: {exc.culprit} {name!r}: {exc}{where}".splitlines()[0],
             traceback=traceback.format_exc(),
             curve=[],
@@ -178,7 +184,7 @@ def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -
     except Exception as exc:  # a cell that raises is recorded, and every other cell runs
         where = _blame(exc, registry, cell)
         record.update(
-            status=STATUS_FAILED,
+            status=status.FAILED,
             error=f"{type(exc).__name__}: {exc}{where}".splitlines()[0],
             traceback=traceback.format_exc(),
             curve=[],
@@ -193,7 +199,7 @@ def execute_cells(
     cells: list[Cell], registry: Any = None, keep_weights: bool = False
 ) -> list[dict[str, Any]]:
     """Run a unit of cells and return their records. Cells that differ only in the seed are
-    trained together in one batched computation (:mod:`harness.seeds`); if that cannot be
+    trained together in one batched computation (:mod:`harness.training.seeds`); if that cannot be
     done, or raises, each cell runs on its own, so every failure gets its own record.
     """
     registry = registry or _plugins()
@@ -207,9 +213,9 @@ def execute_cells(
 def _execute_together(
     cells: list[Cell], registry: Any, keep_weights: bool
 ) -> list[dict[str, Any]] | None:
-    from harness.device import device_name, resolve_device
-    from harness.seeds import train_seeds_together
-    from harness.train import Selection
+    from harness.training.device import device_name, resolve_device
+    from harness.training.seeds import train_seeds_together
+    from harness.training.train import Selection
 
     first = cells[0]
     if len({cell.pair_key() for cell in cells}) > 1:
@@ -220,11 +226,11 @@ def _execute_together(
         task = registry.tasks[first.task].with_options(**first.task_options)
         outcomes = train_seeds_together(
             task,
-            registry.models[first.model],
+            registry.models[first.model].with_options(**first.model_options),
             [cell.seed for cell in cells],
             device,
             first.recipe,
-            selection=Selection(first.select, first.patience),
+            selection=Selection(first.select, first.patience, first.until),
             keep_weights=keep_weights,
             evaluate_test=first.evaluate_test,
         )
@@ -292,7 +298,7 @@ def init_worker(threads: int, pool: bool = False) -> None:
     if pool:
         import signal
 
-        from harness.lifecycle import die_with_parent
+        from harness.grid.lifecycle import die_with_parent
 
         die_with_parent()
         signal.signal(signal.SIGINT, signal.SIG_IGN)

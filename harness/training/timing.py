@@ -7,7 +7,8 @@ training step and of the inference step, with nothing else of the run going on. 
 median and the interquartile range, with the rounds and the thread count used.
 
 The step functions here are the very ones the pytest-benchmark runs in ``benchmarks/`` time,
-and the training step is the one the training loop runs (:func:`harness.train.make_training_step`).
+and the training step is the one the training loop runs
+(:func:`harness.training.train.make_training_step`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.task import Recipe
+from harness.plugin_api.task import Recipe
 
 if TYPE_CHECKING:
-    from harness.run_folder import RunFolder
+    from harness.storage.run_folder import RunFolder
 
 #: Bump when the way figures are taken changes, so cached timings are not reused.
 TIMING_VERSION = 2
@@ -59,6 +60,7 @@ class TimingSpec:
     device: str
     threads: int
     task_options: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pair_id(self) -> str:
@@ -67,7 +69,7 @@ class TimingSpec:
     def config(self) -> dict[str, Any]:
         import torch
 
-        from harness import __version__
+        from harness.version import __version__
 
         recipe = asdict(self.recipe)
         recipe.pop("epochs")  # the speed of one step does not depend on how many are taken
@@ -75,6 +77,7 @@ class TimingSpec:
             "task": self.task,
             "task_options": self.task_options,
             "model": self.model,
+            "model_options": self.model_options,
             "recipe": recipe,
             "device": self.device,
             "threads": self.threads,
@@ -111,16 +114,16 @@ def pair_steps(task: Any, model: Any, recipe: Recipe, device: Any, data: Any = N
     """
     import torch
 
-    from harness.train import make_training_step
+    from harness.training.train import make_training_step
 
     data = data if data is not None else task.make_data(0)
     x = data.train_inputs[: recipe.batch_size].to(device)
     y = data.train_targets[: recipe.batch_size].to(device)
     torch.manual_seed(0)
-    net = model.build(task.shape, recipe.hidden_size, recipe.num_layers).to(device).train()
+    net = model.make(task.shape, recipe.hidden_size, recipe.num_layers).to(device).train()
     step = make_training_step(net, recipe, task.shape.output_kind, task.scored_steps)
     torch.manual_seed(0)  # a twin in eval mode, so neither step changes the other's mode
-    infer_net = model.build(task.shape, recipe.hidden_size, recipe.num_layers).to(device).eval()
+    infer_net = model.make(task.shape, recipe.hidden_size, recipe.num_layers).to(device).eval()
 
     def train() -> Any:
         return step(x, y, None)
@@ -154,7 +157,7 @@ def pair_steps(task: Any, model: Any, recipe: Recipe, device: Any, data: Any = N
 
 def call_seconds(fn: Callable[[], Any], device: Any) -> float:
     """Seconds of one call of ``fn``, the device synchronized before each clock read."""
-    from harness.device import synchronize
+    from harness.training.device import synchronize
 
     synchronize(device)
     started = time.perf_counter()
@@ -188,7 +191,7 @@ def time_rounds(
 ) -> list[float]:
     """Seconds per call in each of ``rounds`` rounds of ``iterations`` calls, the device
     synchronized before every clock read."""
-    from harness.device import synchronize
+    from harness.training.device import synchronize
 
     times = []
     for _ in range(rounds):
@@ -292,7 +295,7 @@ def run_timing(
     Nothing else of the run is going on meanwhile (it runs before the cells are handed to any
     worker), so no other cell shares the cores. Each record is written the moment it is made.
     """
-    from harness.device import resolve_device
+    from harness.training.device import resolve_device
 
     records, data_cache = [], {}
     for spec in specs:
@@ -307,7 +310,8 @@ def run_timing(
                 data = data_cache[key]
             except Exception:  # time_pair builds the data again and records the error
                 data = None
-            record = time_pair(spec, task, registry.models[spec.model], device, data)
+            model = registry.models[spec.model].with_options(**spec.model_options)
+            record = time_pair(spec, task, model, device, data)
             folder.write_timing(record)
         records.append(record)
         on_done(record)

@@ -3,8 +3,8 @@
 A model returning one logit too many trains silently and gets ranked; a value output of the
 wrong width lets MSE broadcast; held-out targets one step short fail deep inside torch, blamed
 on whichever plugin happened to be running. So every cell checks the task's data against its
-:class:`~harness.task.TaskShape` and the model's first forward pass against the same shape,
-before training, and a broken contract names the side at fault. The conformance kit
+:class:`~harness.plugin_api.task.TaskShape` and the model's first forward pass against the
+same shape, before training, and a broken contract names the side at fault. The conformance kit
 (``harness.testing``) applies the same rules, and more.
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # torch stays out of start-up
     import torch
 
-    from harness.task import TaskData, TaskShape
+    from harness.plugin_api.task import TaskData, TaskShape
 
 TASK, MODEL = "task", "model"
 SPLITS = ("train", "test")
@@ -33,7 +33,7 @@ def data_problem(shape: TaskShape, data: Any, scored_steps: int | None = None) -
     """What is wrong with a task's data for its own ``shape``, or ``None``."""
     import torch
 
-    from harness.task import TaskData
+    from harness.plugin_api.task import TaskData
 
     if not isinstance(data, TaskData):
         return f"make_data must return a harness.TaskData, not {type(data).__name__}"
@@ -47,7 +47,11 @@ def data_problem(shape: TaskShape, data: Any, scored_steps: int | None = None) -
         problem = tensor_problem(
             f"{split}_inputs", inputs, shape.input_kind == "tokens", shape.input_size
         ) or tensor_problem(
-            f"{split}_targets", targets, shape.output_kind == "classes", shape.output_size
+            f"{split}_targets",
+            targets,
+            shape.output_kind == "classes",
+            shape.output_size,
+            ignorable=True,
         )
         if problem:
             return problem
@@ -66,15 +70,26 @@ def data_problem(shape: TaskShape, data: Any, scored_steps: int | None = None) -
     return None
 
 
-def tensor_problem(what: str, tensor: torch.Tensor, ids: bool, size: int) -> str | None:
-    """Token ids are (N, T) int64 below ``size``; values are (N, T, ``size``) finite float32."""
+def tensor_problem(
+    what: str, tensor: torch.Tensor, ids: bool, size: int, ignorable: bool = False
+) -> str | None:
+    """Token ids are (N, T) int64 below ``size``; values are (N, T, ``size``) finite float32.
+    ``ignorable`` (class targets): ``IGNORE_INDEX`` marks a position that is not scored, and
+    every sequence must keep at least one scored position."""
     import torch
+
+    from harness.plugin_api.task import IGNORE_INDEX
 
     if ids:
         if tensor.dim() != 2 or tensor.dtype != torch.int64:
             return f"{what} must be (N, T) int64 ids, not {tuple(tensor.shape)} {tensor.dtype}"
-        if tensor.numel() and (int(tensor.min()) < 0 or int(tensor.max()) >= size):
-            return f"{what} holds ids outside 0..{size - 1} (the shape's size)"
+        scored = tensor != IGNORE_INDEX if ignorable else torch.ones_like(tensor, dtype=bool)
+        ids_seen = tensor[scored]
+        if ids_seen.numel() and (int(ids_seen.min()) < 0 or int(ids_seen.max()) >= size):
+            extra = f" or {IGNORE_INDEX} (not scored)" if ignorable else ""
+            return f"{what} holds ids outside 0..{size - 1} (the shape's size){extra}"
+        if ignorable and tensor.numel() and not bool(scored.any(dim=1).all()):
+            return f"{what} has a sequence with every target {IGNORE_INDEX}: nothing to score"
         return None
     if tensor.dim() != 3 or tensor.dtype != torch.float32 or tensor.shape[-1] != size:
         return f"{what} must be (N, T, {size}) float32, not {tuple(tensor.shape)} {tensor.dtype}"
@@ -105,8 +120,10 @@ def output_problem(shape: TaskShape, result: Any, batch: int, steps: int) -> str
 
 
 def state_problem(state: Any, batch: int, carried: bool) -> str | None:
-    """A state is None, a tensor, or a tuple/list of them; a carried one has the batch where
-    the trainer reads it (dimension 1 of a 3-D first tensor, else dimension 0)."""
+    """A state is None, a tensor, or a (nested) tuple/list of them, ``None`` members allowed.
+
+    ``batch`` and ``carried`` are no longer needed (the trainer takes the batch size from the
+    inputs, see :mod:`harness.training.state`); they stay so callers need not change."""
     import torch
 
     def odd(value: Any) -> Any:
@@ -125,20 +142,6 @@ def state_problem(state: Any, batch: int, carried: bool) -> str | None:
         return f"the state holds a {kind}; use tensors, tuples or lists of them"
     if not count(state):
         return "the state is an empty tuple; return None for no state"
-    if not carried:
-        return None
-    from harness.train import _batch_of
-
-    try:
-        size = _batch_of(state)
-    except Exception as exc:  # e.g. a tuple whose first item is not a tensor
-        return f"the trainer cannot read the batch size of the state: {exc}"
-    if size != batch:
-        return (
-            f"the trainer reads the batch size of a state from its first tensor (dimension 1 "
-            f"of a 3-D tensor, as in nn.RNN's (layers, batch, hidden), else dimension 0) and "
-            f"finds {size}, not {batch}: with carry_state it would drop the state every batch"
-        )
     return None
 
 

@@ -2,7 +2,7 @@
 
 ``local`` runs each call at once in this process (easy to debug); ``pool`` is a spawn-context
 process pool (in-process when it has one worker); ``ray`` runs each call as a Ray task on a
-local Ray instance or a cluster (:mod:`harness.ray_executor`; Ray comes with the ``ray``
+local Ray instance or a cluster (:mod:`harness.grid.ray_executor`; Ray comes with the ``ray``
 extra). The grid runner and any other caller (tuning trials) choose one with
 :func:`make_executor`.
 """
@@ -12,27 +12,13 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, Protocol
+from typing import Any
 
-from harness.cells import init_worker
 from harness.errors import HarnessError
+from harness.grid.cells import init_worker
+from harness.grid.protocol import Executor
 
 EXECUTORS = ("local", "pool", "ray")
-
-
-class CellLost(Exception):
-    """The process or node running a call died; the call itself did nothing wrong and can
-    be submitted again."""
-
-
-class Executor(Protocol):
-    #: True when calls run in this process (they may then be given unpicklable objects).
-    in_process: bool
-    #: How many calls are worth keeping in flight at once.
-    capacity: int
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future: ...
-    def shutdown(self, cancel: bool = False) -> None: ...
 
 
 class InProcessExecutor:
@@ -113,7 +99,7 @@ def make_executor(
         raise HarnessError("--gpus-per-cell needs --executor ray")
     threads = threads or default_threads(kind, workers)
     if kind == "ray":
-        from harness.ray_executor import RayExecutor
+        from harness.grid.ray_executor import RayExecutor
 
         return RayExecutor(threads, address=ray_address, gpus_per_cell=gpus_per_cell)
     if kind == "local" or workers == 1:

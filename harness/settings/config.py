@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from harness.device import DeviceError, check_device_name
 from harness.errors import HarnessError
-from harness.overrides import check_recipe_overrides, recipe_fields
+from harness.settings.overrides import check_recipe_overrides, recipe_fields
+from harness.training.device import DeviceError, check_device_name
 
 #: Recipe fields that are also settings of their own (``--epochs``, ``epochs = 5``).
 NAMED_RECIPE_FIELDS = ("epochs", "hidden_size", "lr")
@@ -47,6 +47,9 @@ class RunConfig:
     lr: float | None = None
     select: str = "best"  # which epoch a cell reports: best on validation, or last
     patience: int | None = None  # stop after this many epochs without a better validation figure
+    until: float | None = None  # stop a cell once its validation primary metric reaches this
+    suite: list[str] | None = None  # tasks with any of these tags (beside those named by tasks)
+    objective: str | None = None  # `harness tune`: the validation column trials are scored on
     workers: int | None = None  # None: one per CPU core
     threads: int | None = None  # torch threads per worker; None: the cores split between workers
     executor: str = "pool"  # local (in this process), pool (processes), ray (Ray tasks)
@@ -80,11 +83,22 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise HarnessError(f"{name} must be a positive integer, not {value!r}")
+        if self.until is not None and not (
+            isinstance(self.until, (int, float)) and math.isfinite(self.until)
+        ):
+            raise HarnessError(f"until must be a finite number, not {self.until!r}")
+        if self.objective is not None and not (
+            isinstance(self.objective, str) and self.objective.startswith("val_")
+        ):
+            raise HarnessError(
+                f"objective must be a validation column (val_loss, val_accuracy, "
+                f"val_perplexity, val_task_<metric>), not {self.objective!r}"
+            )
         if self.lr is not None and not (
             isinstance(self.lr, (int, float)) and 0 < self.lr < math.inf
         ):
             raise HarnessError(f"lr must be a positive finite number, not {self.lr!r}")
-        from harness.executors import EXECUTORS
+        from harness.grid.executors import EXECUTORS
 
         if self.executor not in EXECUTORS:
             raise HarnessError(
@@ -122,7 +136,7 @@ class RunConfig:
         return list(range(self.seed, self.seed + self.seeds))
 
     def grid_settings(self) -> dict[str, Any]:
-        """Where and how :func:`harness.runner.run_grid` runs cells, for ``run`` and ``tune``
+        """Where and how :func:`harness.grid.runner.run_grid` runs cells, for ``run`` and ``tune``
         alike: executor, workers, threads, Ray address, GPU share, whether to keep weights,
         whether a pair's seeds train together."""
         return {
@@ -209,7 +223,7 @@ def load_config(
     settings.update(overrides)
     if recipe:
         settings["recipe"] = recipe
-    for key in ("tasks", "models"):
+    for key in ("tasks", "models", "suite"):
         if isinstance(settings.get(key), str):
             settings[key] = [settings[key]]
     check_types(settings)

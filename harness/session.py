@@ -66,7 +66,7 @@ def resolve_names(config: RunConfig, registry: Registry) -> tuple[list[str], lis
     if config.suite:
         tasks += suite_tasks(registry, config.suite)
     tasks = tasks or default_tasks(registry)
-    models = config.models or sorted(registry.models)
+    models = config.models or sorted(n for n, m in registry.models.items() if m.in_default_grid)
     for name in tasks:
         if name not in registry.tasks:
             raise unknown_name("task", name, registry.tasks)

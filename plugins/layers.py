@@ -1,7 +1,7 @@
 """Network building blocks shared by the built-in model plugins.
 
 Imported lazily from each plugin's ``build`` so that loading plugins (``harness list``) does not
-import torch. Every network follows the model contract in :mod:`harness.model`.
+import torch. Every network follows the model contract in :mod:`harness.plugin_api.model`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.task import TaskShape
+from harness.plugin_api.task import TaskShape
 
 
 class InputEncoder(nn.Module):

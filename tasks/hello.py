@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness import Recipe, Task, TaskData, TaskShape, hookimpl
-from harness.task import Baseline
+from harness.plugin_api.task import Baseline
 
-HARNESS_API = "1.1"  # 1.1: gives a validation split
+HARNESS_API = "1.2"  # 1.1: gives a validation split; 1.2: tags
 
 
 @dataclass
@@ -21,6 +21,7 @@ class Hello(Task):
 
     name = "hello"
     description = 'map "hello" to "ohlol" over the vocabulary {e, h, l, o}, one step per character'
+    tags = ("toy",)
     primary_metric = "test_accuracy"
     higher_is_better = True
     validation = "the one sequence there is (hello has one sequence: train = validation = test)"

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness import Recipe, Task, TaskData, TaskShape, hookimpl
-from harness.task import Baseline
+from harness.plugin_api.task import Baseline
 
-HARNESS_API = "1.1"  # 1.1: gives a validation split
+HARNESS_API = "1.2"  # 1.1: gives a validation split; 1.2: tags
 
 
 def curves(phases: np.ndarray, points: int, span: float) -> np.ndarray:
@@ -45,6 +45,7 @@ class Sine(Task):
         "phases k drawn uniformly from [0, 2pi) with different seeds (train_phases=tutorial: "
         "k in {0,1,2})"
     )
+    tags = ("toy",)
     primary_metric = "test_loss"
     higher_is_better = False
     validation = "64 other curves, phases from the task's own seed stream (stream 2)"
@@ -119,7 +120,7 @@ class Sine(Task):
     def evaluate(self, net, data, curve):
         import torch
 
-        from harness.generate import rollout_values
+        from harness.training.generate import rollout_values
 
         inputs, targets = data.test_inputs, data.test_targets
         whole = torch.cat([inputs[:, :1], targets], dim=1)  # the full test curves

@@ -34,7 +34,7 @@ def small_run(tmp_path_factory):
 def test_small_grid_exits_zero_and_prints_leaderboard(small_run):
     out, result = small_run
     assert result.returncode == 0, result.stderr
-    assert "consecutive: ranked by test_accuracy" in result.stdout
+    assert "consecutive: ranked by test_perplexity" in result.stdout
     assert "sine × embedding-rnn (seed 0): not-applicable" in result.stdout
     assert "(best achievable)" in result.stdout
 

@@ -38,6 +38,9 @@ class Model:
     ``limits(shape, options)``: why the model cannot serve a task of ``shape`` (its
     ``length`` above the context, say), or ``None``; such a pair is "not applicable".
 
+    ``in_default_grid`` (API 1.2): ``False`` for a model that runs only when named with ``-m``
+    (a heavy wrapped package), so a plain ``harness run`` stays fast once it is installed.
+
     ``trains_across_seeds``: the built network can be trained for several seeds at once with
     ``torch.func`` (``functional_call`` + ``vmap`` over ``grad_and_value`` of stacked
     parameters), so the runner trains a pair's seeds in one batched computation. Claim it only
@@ -54,6 +57,7 @@ class Model:
     trains_across_seeds: bool = False
     options: Any = None
     limits: Callable[[TaskShape, Any], str | None] | None = None
+    in_default_grid: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_kinds", frozenset(self.input_kinds))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.plugins import Origin, load_plugins
+from harness.plugin_api.manager import Origin, load_plugins
 from harness.testing import check_import_is_light, check_model, check_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,23 +73,25 @@ def plugins(longrange):
 
 def test_entry_points_register_the_task_and_model_with_their_package(plugins):
     assert plugins.broken == []
-    assert plugins.origin("task", "adding") == Origin(
-        "adding", PACKAGE, VERSION, "harness_longrange.adding"
+    assert plugins.origin("task", "parity") == Origin(
+        "parity", PACKAGE, VERSION, "harness_longrange.parity"
     )
     assert plugins.origin("model", "tcn") == Origin(
         "tcn", PACKAGE, VERSION, "harness_longrange.tcn"
     )
     assert {"hello", "gru"} <= set(plugins.tasks) | set(plugins.models)  # built-ins beside it
+    # the built-in adding task is the harness's own: the package no longer registers one
+    assert plugins.origin("task", "adding").package == "harness"
 
 
 def test_the_task_passes_the_kit(plugins):
-    check_task(plugins.tasks["adding"])
+    check_task(plugins.tasks["parity"])
 
 
 def test_its_task_gives_no_validation_split_so_one_is_carved_and_recorded(plugins):
-    from harness.api import task_meta
+    from harness.session import task_meta
 
-    meta = task_meta(plugins, "adding", {"train_size": 50, "test_size": 10}, [0])
+    meta = task_meta(plugins, "parity", {"train_size": 50, "test_size": 10}, [0])
     assert meta.validation == (
         "carved from the training data: its last 5 of 50 sequences (10%), not trained on"
     )
@@ -99,22 +101,23 @@ def test_the_model_passes_the_kit(plugins):
     check_model(plugins.models["tcn"])
 
 
-@pytest.mark.parametrize("module", ["harness_longrange.adding", "harness_longrange.tcn"])
+@pytest.mark.parametrize("module", ["harness_longrange.parity", "harness_longrange.tcn"])
 def test_loading_the_plugin_does_not_import_torch(longrange, module):
     check_import_is_light(module)
 
 
 def test_a_fresh_interpreter_finds_it(longrange):
     code = (
-        "import json, sys\nfrom harness.plugins import load_plugins\nr = load_plugins()\n"
-        "print(json.dumps([str(r.origin('task', 'adding')), str(r.origin('model', 'tcn')), "
+        "import json, sys\nfrom harness.plugin_api.manager import load_plugins\n"
+        "r = load_plugins()\n"
+        "print(json.dumps([str(r.origin('task', 'parity')), str(r.origin('model', 'tcn')), "
         "'torch' in sys.modules]))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    expected = [f"adding ({PACKAGE} {VERSION})", f"tcn ({PACKAGE} {VERSION})", False]
+    expected = [f"parity ({PACKAGE} {VERSION})", f"tcn ({PACKAGE} {VERSION})", False]
     assert json.loads(done.stdout) == expected
 
 
@@ -127,25 +130,25 @@ def test_harness_list_shows_it(longrange):
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    for name in ("adding", "tcn"):  # a table row: its name first, then its package
+    for name in ("parity", "tcn"):  # a table row: its name first, then its package
         rows = [line for line in done.stdout.splitlines() if re.match(rf"\W*{name}\s", line)]
         assert len(rows) == 1 and f"{PACKAGE} {VERSION}" in rows[0], done.stdout
-        assert ("no (-t only)" in rows[0]) == (name == "adding")  # out of the default grid
+        assert ("no (-t or --suite)" in rows[0]) == (name == "parity")  # out of the default grid
 
 
 def test_the_heavy_task_runs_only_when_named(plugins):
-    from harness.api import resolve_names
-    from harness.config import RunConfig
+    from harness.session import resolve_names
+    from harness.settings.config import RunConfig
 
     tasks, models = resolve_names(RunConfig(), plugins)
-    assert "adding" not in tasks and {"hello", "sine"} <= set(tasks) and "tcn" in models
-    assert resolve_names(RunConfig(tasks=["adding"]), plugins)[0] == ["adding"]
+    assert "parity" not in tasks and {"hello", "sine"} <= set(tasks) and "tcn" in models
+    assert resolve_names(RunConfig(tasks=["parity"]), plugins)[0] == ["parity"]
 
 
 def test_narrowing_to_the_plugin_by_name(longrange):
-    narrowed = load_plugins(allow=["adding", "tcn"])
-    assert set(narrowed.tasks) == {"adding"} and set(narrowed.models) == {"tcn"}
-    assert "adding" not in load_plugins(block=["adding"]).tasks
+    narrowed = load_plugins(allow=["parity", "tcn"])
+    assert set(narrowed.tasks) == {"parity"} and set(narrowed.models) == {"tcn"}
+    assert "parity" not in load_plugins(block=["parity"]).tasks
 
 
 def test_its_own_test_suite_passes(longrange, tmp_path):

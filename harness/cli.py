@@ -125,9 +125,12 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
 )
 @click.option(
     "--until",
-    type=float,
-    default=None,
-    help="Stop a cell once its validation primary metric reaches VALUE (e.g. 0.99 accuracy).",
+    "until",
+    multiple=True,
+    metavar="[TASK=]VALUE",
+    help="Stop a cell once its validation primary metric reaches VALUE: a bare VALUE for every "
+    "task ranked higher-is-better (e.g. 0.99 accuracy), TASK=VALUE for one task in its "
+    "metric's direction (e.g. adding=0.001). Repeat.",
 )
 @click.option(
     "--suite",
@@ -221,6 +224,7 @@ def _config(config_file: str | None, task_options: tuple[str, ...], flags: dict[
     flags["tasks"] = list(flags["tasks"]) or None
     flags["models"] = list(flags["models"]) or None
     flags["suite"] = list(flags.get("suite") or ()) or None
+    flags["until"], flags["until_task"] = _parse_until(flags.get("until") or ())
     flags["recipe"] = recipe_from_text(parse_assignments(flags["recipe"], "--recipe")) or None
     config = load_config(Path(config_file) if config_file else None, flags)
     if task_options:
@@ -443,6 +447,26 @@ def _console(stderr: bool = False) -> Any:
 
     console = Console(stderr=stderr)
     return console if console.is_terminal else Console(width=140, stderr=stderr)
+
+
+def _parse_until(values: tuple[str, ...]) -> tuple[float | None, dict[str, float] | None]:
+    """``--until 0.99 --until adding=0.001`` as (every higher-is-better task, per task)."""
+    from harness import HarnessError
+
+    every, per_task = None, {}
+    for value in values:
+        task, sep, number = value.rpartition("=")
+        try:
+            parsed = float(number)
+        except ValueError:
+            raise HarnessError(f"--until takes VALUE or TASK=VALUE, not {value!r}") from None
+        if sep and not task:
+            raise HarnessError(f"--until takes VALUE or TASK=VALUE, not {value!r}")
+        if sep:
+            per_task[task] = parsed
+        else:
+            every = parsed
+    return every, per_task or None
 
 
 def _options_text(options: dict[str, Any]) -> str:

@@ -77,6 +77,9 @@ def resolve_names(config: RunConfig, registry: Registry) -> tuple[list[str], lis
     for name in models:
         if name not in registry.models:
             raise unknown_name("model", name, registry.models)
+    for name in config.until_task:
+        if name not in registry.tasks:
+            raise unknown_name("task", name, registry.tasks)
     for name in config.options:  # -o NAME.FIELD=VALUE: NAME is a task or a model
         if name in registry.tasks and name in registry.models:
             raise HarnessError(
@@ -271,7 +274,7 @@ class Session:
                 select=config.select,
                 patience=config.patience,
                 params=config.params,
-                until=config.until,
+                until=config.until_for,
                 model_options=model_options,
             )
             metas = {

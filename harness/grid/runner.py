@@ -54,7 +54,7 @@ def plan_grid(
     select: str = "best",
     patience: int | None = None,
     params: int | None = None,
-    until: float | None = None,
+    until: Callable[[str, bool], float | None] | None = None,
     model_options: dict[str, dict[str, Any]] | None = None,
 ) -> GridPlan:
     """Every cell of the grid. With ``params``, each model's hidden size is the one whose
@@ -86,7 +86,7 @@ def plan_grid(
                     model_plugin=model_plugin,
                     select=select,
                     patience=patience,
-                    until=until,
+                    until=until(task_name, task.higher_is_better) if until else None,
                     model_options=dict(chosen),
                 )
                 if reason:

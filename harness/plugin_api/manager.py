@@ -220,7 +220,9 @@ def load_plugins(
         except (Exception, SystemExit) as exc:  # a plugin's import must not take the host down
             fail(origin, exc)
     for name, obj in extra:
-        module = getattr(obj, "__name__", type(obj).__name__)
+        # a module's name, or for an object the module its class lives in (so an error
+        # raised in that module's code names this plugin)
+        module = getattr(obj, "__name__", None) or type(obj).__module__
         loaded.append((Origin(name, "(in-process)", "", module), obj))
 
     for origin, plugin in loaded:

@@ -47,7 +47,11 @@ class RunConfig:
     lr: float | None = None
     select: str = "best"  # which epoch a cell reports: best on validation, or last
     patience: int | None = None  # stop after this many epochs without a better validation figure
-    until: float | None = None  # stop a cell once its validation primary metric reaches this
+    #: stop a cell once its validation primary metric reaches this: a number applies to every
+    #: task ranked higher-is-better (accuracy 0.99, as Zoology stops); ``{task = value}`` to
+    #: the tasks named, in their metric's direction (``{adding = 0.001}`` for an MSE)
+    until: float | None = None
+    until_task: dict[str, float] = field(default_factory=dict)
     suite: list[str] | None = None  # tasks with any of these tags (beside those named by tasks)
     objective: str | None = None  # `harness tune`: the validation column trials are scored on
     workers: int | None = None  # None: one per CPU core
@@ -87,6 +91,17 @@ class RunConfig:
             isinstance(self.until, (int, float)) and math.isfinite(self.until)
         ):
             raise HarnessError(f"until must be a finite number, not {self.until!r}")
+        for task, value in self.until_task.items():
+            if isinstance(value, bool) or not (
+                isinstance(value, (int, float)) and math.isfinite(value)
+            ):
+                raise HarnessError(f"until for {task} must be a finite number, not {value!r}")
+
+    def until_for(self, task: str, higher_is_better: bool) -> float | None:
+        """The validation target that stops ``task``'s cells early, or ``None``."""
+        if task in self.until_task:
+            return float(self.until_task[task])
+        return float(self.until) if self.until is not None and higher_is_better else None
         if self.objective is not None and not (
             isinstance(self.objective, str) and self.objective.startswith("val_")
         ):

@@ -24,7 +24,6 @@ LAYERS = {
     "harness.storage": 2,
     "harness.grid": 3,
     "harness.report": 3,
-    "harness.loggers": 3,
     "harness.settings": 4,
     "harness.session": 5,
     "harness.tuning": 5,

@@ -44,6 +44,10 @@ FLAGS = {
     "seeds 1e8": (["--seeds", "100000000"], "seeds must be at most 10,000"),
     "seed 2**70": (["--seed", str(2**70)], "seeds must lie in 0..4294967295"),
     "last seed too big": (["--seed", str(2**32 - 1), "--seeds", "2"], "not up to 4294967296"),
+    "gpus-per-cell nan": (
+        ["--executor", "ray", "--gpus-per-cell", "nan"],
+        "gpus_per_cell must be a number >= 0, not nan",
+    ),
 }
 
 
@@ -106,3 +110,16 @@ def test_resume_of_a_folder_that_holds_no_run_is_one_line(tmp_path):
     result = invoke("run", "-t", "hello", "-m", "rnn", "--out", str(missing), "--resume")
     assert_one_line(result, f"--resume: {missing} holds no run to resume")
     assert not missing.exists()  # nothing started there
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_bytes(b"tasks = ['h\xe9llo']\n")
+    assert_one_line(invoke("run", "--config", str(config)), "is not UTF-8 text")
+
+
+def test_a_wrong_type_in_the_file_is_refused_even_when_a_flag_overrides_it(tmp_path):
+    config = tmp_path / "harness.toml"
+    config.write_text("tasks = [1, 2]\n")
+    result = invoke("run", "--config", str(config), "-t", "hello", "--out", str(tmp_path / "o"))
+    assert_one_line(result, "setting 'tasks' must be a list of strings")

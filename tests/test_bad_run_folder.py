@@ -35,6 +35,11 @@ def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+def _edit(path: Path, **fields) -> None:
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, **fields}))
+
+
 def _folder(path: Path) -> None:
     path.unlink()
     path.mkdir()
@@ -53,6 +58,10 @@ DAMAGE = {
         "holds the record of 'hello__gru__seed0'",
     ),
     "a folder": (_folder, "a folder, not a file"),
+    "a FIFO": (lambda p: (p.unlink(), os.mkfifo(p)), "not a regular file"),  # never blocks
+    "an unknown status": (lambda p: _edit(p, status="exploded"), "unknown status 'exploded'"),
+    "text for a figure": (lambda p: _edit(p, test_accuracy="high"), "test_accuracy is a str"),
+    "a curve that is text": (lambda p: _edit(p, curve="x"), "its curve is not a list"),
     "a dangling link": (
         lambda p: (p.unlink(), p.symlink_to(p.with_name("gone"))),
         "No such file",
@@ -120,3 +129,11 @@ def test_run_into_the_folder_reruns_unreadable_cells(run_copy, damage):
     assert record["status"] == "ok" and record["cell_id"] == "hello__rnn__seed0"
     if damage == "a folder":  # set aside, not deleted
         assert (run_copy / (CELL + ".unreadable") / "inside").read_text() == "x"
+
+
+def test_a_run_json_from_a_newer_harness_is_one_line(run_copy):
+    info = json.loads((run_copy / "run.json").read_text())
+    (run_copy / "run.json").write_text(json.dumps({**info, "format_version": 99}))
+    result = invoke("report", str(run_copy))
+    assert result.exit_code == 2 and "format_version 99" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -96,12 +96,6 @@ class RunConfig:
                 isinstance(value, (int, float)) and math.isfinite(value)
             ):
                 raise HarnessError(f"until for {task} must be a finite number, not {value!r}")
-
-    def until_for(self, task: str, higher_is_better: bool) -> float | None:
-        """The validation target that stops ``task``'s cells early, or ``None``."""
-        if task in self.until_task:
-            return float(self.until_task[task])
-        return float(self.until) if self.until is not None and higher_is_better else None
         if self.objective is not None and not (
             isinstance(self.objective, str) and self.objective.startswith("val_")
         ):
@@ -120,7 +114,12 @@ class RunConfig:
                 f"executor must be one of {', '.join(EXECUTORS)}, not {self.executor!r}"
             )
         gpus = self.gpus_per_cell
-        if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or gpus < 0:
+        if (
+            isinstance(gpus, bool)
+            or not isinstance(gpus, (int, float))
+            or not math.isfinite(gpus)
+            or gpus < 0
+        ):
             raise HarnessError(f"gpus_per_cell must be a number >= 0, not {gpus!r}")
         for name in ("gpus_per_cell", "ray_address"):
             if getattr(self, name) and self.executor != "ray":
@@ -139,6 +138,12 @@ class RunConfig:
             check_device_name(self.device)
         except DeviceError as exc:
             raise HarnessError(str(exc)) from None
+
+    def until_for(self, task: str, higher_is_better: bool) -> float | None:
+        """The validation target that stops ``task``'s cells early, or ``None``."""
+        if task in self.until_task:
+            return float(self.until_task[task])
+        return float(self.until) if self.until is not None and higher_is_better else None
 
     @property
     def worker_count(self) -> int:
@@ -176,7 +181,9 @@ class RunConfig:
 def read_toml(path: Path) -> dict[str, Any]:
     """Settings from a TOML file: its ``[tool.harness]`` table, or its top level."""
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"config file {path} is not UTF-8 text: {exc.reason}") from None
     except OSError as exc:
         raise HarnessError(f"cannot read config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -233,6 +240,10 @@ def load_config(
             f"unknown setting(s) {', '.join(unknown)} in config (known: "
             f"{', '.join(sorted(known))}, and every recipe field)"
         )
+    for key in ("tasks", "models", "suite"):
+        if isinstance(settings.get(key), str):
+            settings[key] = [settings[key]]
+    check_types(settings)  # the file's own values, also those a flag then overrides
     overrides = gather_recipe({k: v for k, v in overrides.items() if v is not None}, "--recipe")
     recipe = {**settings.get("recipe", {}), **overrides.get("recipe", {})}
     settings.update(overrides)

@@ -33,6 +33,7 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.plugin_api.names import checked_name
 from harness.storage.files import is_stale_temp, write_atomic, write_json
+from harness.storage.status import CELL_STATUSES
 
 #: Bumped when the layout or run.json changes in a way older readers would misread.
 FORMAT_VERSION = 1
@@ -40,6 +41,9 @@ RUN_FILE = "run.json"
 LOCK_FILE = ".lock"
 #: What every cell record has; a JSON object without them is not a record.
 RECORD_KEYS = ("cell_id", "task", "model", "seed", "status")
+#: A record's core figures (loss, perplexity, accuracy on each split, training seconds) are
+#: numbers or None; a record with text there was damaged, and is read as unreadable.
+FIGURE_PREFIXES = ("test_", "val_", "train_")
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,10 @@ class UnreadableFile(Exception):
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``; :class:`UnreadableFile` for anything else."""
+    """A JSON object from ``path``; :class:`UnreadableFile` for anything else (a FIFO or a
+    device in a file's place is never opened: reading one would block or never end)."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise UnreadableFile(BadFile(path, "not a regular file"))
     try:
         value = json.loads(path.read_bytes())
     except IsADirectoryError:
@@ -86,6 +93,14 @@ def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
     seed = record["seed"]
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
         raise UnreadableFile(BadFile(path, f"seed {seed!r} is not a seed"))
+    if record.get("status") not in CELL_STATUSES:
+        raise UnreadableFile(BadFile(path, f"unknown status {record.get('status')!r}"))
+    for key, value in record.items():  # figures are numbers (or None), never text
+        if key.startswith(FIGURE_PREFIXES) and isinstance(value, (str, list, dict)):
+            kind = type(value).__name__
+            raise UnreadableFile(BadFile(path, f"{key} is a {kind}, not a number"))
+    if not isinstance(record.get("curve", []), list):
+        raise UnreadableFile(BadFile(path, "its curve is not a list of epochs"))
     return record
 
 
@@ -247,11 +262,19 @@ class RunFolder:
 
     # -- reading and writing --------------------------------------------------------------
     def read_info(self) -> dict[str, Any]:
-        """run.json as a dict; a one-line error when it cannot be read."""
+        """run.json as a dict; a one-line error when it cannot be read or was written by a
+        newer harness (its ``format_version`` is above this one's)."""
         try:
-            return read_json_object(self.run_file)
+            info = read_json_object(self.run_file)
         except UnreadableFile as exc:
             raise HarnessError(f"{self.run_file} is unreadable: {exc.bad.reason}") from None
+        version = info.get("format_version", FORMAT_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
+            raise HarnessError(
+                f"{self.run_file} has format_version {version!r}; this harness reads up to "
+                f"{FORMAT_VERSION}: upgrade harness to read it"
+            )
+        return info
 
     def write_info(self, info: dict[str, Any]) -> None:
         write_json(self.run_file, {"format_version": FORMAT_VERSION, **info})

@@ -138,10 +138,34 @@ def startup_trials(budget: int) -> int:
     return min(10, max(2, budget // 3))
 
 
-def default_point(recipe: Recipe, space: dict[str, Dimension]) -> dict[str, Any] | None:
-    """The recipe's own values, when the space contains them: tried first, so tuning can only
-    match or beat the task's default on validation."""
-    point = {name: getattr(recipe, name) for name in space}
+#: A search dimension named ``model.FIELD`` is the model's option ``FIELD``, not a recipe field.
+MODEL_PREFIX = "model."
+
+
+def apply_params(cell: Cell, params: dict[str, Any]) -> Cell:
+    """``cell`` with a trial's parameters: recipe fields into its recipe, ``model.FIELD``
+    into its model options."""
+    recipe = {k: v for k, v in params.items() if not k.startswith(MODEL_PREFIX)}
+    options = {k.removeprefix(MODEL_PREFIX): v for k, v in params.items() if k not in recipe}
+    return replace(
+        cell,
+        recipe=replace(cell.recipe, **recipe),
+        model_options={**cell.model_options, **options},
+    )
+
+
+def default_point(
+    recipe: Recipe, space: dict[str, Dimension], options: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The recipe's own values (and the model's options), when the space contains them: tried
+    first, so tuning can only match or beat the task's default on validation."""
+    options = options or {}
+    point = {
+        name: options.get(name.removeprefix(MODEL_PREFIX))
+        if name.startswith(MODEL_PREFIX)
+        else getattr(recipe, name)
+        for name in space
+    }
     for name, dimension in space.items():
         value = point[name]
         if isinstance(dimension, LogUniform) and not dimension.low <= value <= dimension.high:
@@ -163,6 +187,7 @@ class PairStudy:
         higher_is_better: bool,
         budget: int,
         sampler_seed: int,
+        model_options: dict[str, Any] | None = None,
     ) -> None:
         import optuna
 
@@ -177,7 +202,7 @@ class PairStudy:
             load_if_exists=True,
         )
         if not self.study.get_trials(deepcopy=False):
-            point = default_point(base.recipe, space)
+            point = default_point(base.recipe, space, model_options)
             if point is not None:
                 self.study.enqueue_trial(point, skip_if_exists=True)
         self.in_flight: dict[int, TrialCell] = {}
@@ -196,9 +221,9 @@ class PairStudy:
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
     def trial_cell(self, number: int, params: dict[str, Any]) -> TrialCell:
-        recipe = replace(self.base.recipe, **params)
-        fields = {f: getattr(self.base, f) for f in self.base.__dataclass_fields__}
-        return TrialCell(**{**fields, "recipe": recipe, "trial": number, "evaluate_test": False})
+        cell = apply_params(self.base, params)
+        fields = {f: getattr(cell, f) for f in cell.__dataclass_fields__}
+        return TrialCell(**{**fields, "trial": number, "evaluate_test": False})
 
     def unfinished(self) -> list[TrialCell]:
         """Trials a killed tune asked for but never finished: they run again, same parameters."""
@@ -413,7 +438,8 @@ def execute_tune(
     ]
     try:
         for cell in bases:
-            check_space(cell.recipe, search_space(cell.recipe, config))
+            model = spaces_model(session, cell)
+            check_space(cell.recipe, search_space(cell.recipe, config, model), model)
     except ValueError as exc:  # a search space that makes no recipe
         raise HarnessError(str(exc)) from None
     seeds, metas = session.seeds, session.metas
@@ -431,10 +457,11 @@ def execute_tune(
             PairStudy(
                 storage,
                 base,
-                search_space(base.recipe, config),
+                search_space(base.recipe, config, spaces_model(session, base)),
                 *objectives[base.task],
                 config.trials,
                 config.seed,
+                spaces_model(session, base).option_values(),
             )
             for base in bases
         ]
@@ -476,9 +503,9 @@ def execute_tune(
             if params is None:
                 on_notice(f"{study.base.task} x {study.base.model}: every trial failed")
                 continue
-            tuned = replace(study.base.recipe, **params)
+            tuned = apply_params(study.base, params)
             for seed in seeds:
-                final.cells.append(replace(study.base, seed=seed, recipe=tuned))
+                final.cells.append(replace(tuned, seed=seed))
         for task in session.tasks:
             recipes = {pair["model"]: pair for pair in summary.values() if pair["task"] == task}
             metas[task] = replace(metas[task], recipes=recipes)
@@ -502,16 +529,25 @@ def execute_tune(
     )
 
 
-def search_space(recipe: Recipe, config: Any) -> dict[str, Dimension]:
-    """The recipe's search space; without the hidden size when ``--params`` fixes it."""
+def spaces_model(session: Any, cell: Cell) -> Any:
+    """The pair's model with the options the run set (its search space and defaults)."""
+    return session.registry.models[cell.model].with_options(**cell.model_options)
+
+
+def search_space(recipe: Recipe, config: Any, model: Any = None) -> dict[str, Dimension]:
+    """The recipe's search space, and the model's declared option space as ``model.FIELD``;
+    without the hidden size when ``--params`` fixes it."""
     space = recipe.search_space()
     if getattr(config, "params", None) is not None:
         space.pop("hidden_size", None)
+    for name, dimension in dict(getattr(model, "search", None) or {}).items():
+        space[MODEL_PREFIX + name] = dimension
     return space
 
 
-def check_space(recipe: Recipe, space: dict[str, Dimension]) -> None:
-    """Every value the space can give must make a valid recipe (``ValueError`` otherwise)."""
+def check_space(recipe: Recipe, space: dict[str, Dimension], model: Any = None) -> None:
+    """Every value the space can give must make a valid recipe or model option (``ValueError``
+    otherwise)."""
     for name, dimension in space.items():
         values = (
             (dimension.low, dimension.high)
@@ -520,7 +556,10 @@ def check_space(recipe: Recipe, space: dict[str, Dimension]) -> None:
         )
         for value in values:
             try:
-                replace(recipe, **{name: value})
+                if name.startswith(MODEL_PREFIX):
+                    model.with_options(**{name.removeprefix(MODEL_PREFIX): value})
+                else:
+                    replace(recipe, **{name: value})
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"search space: {name}={value!r} makes no recipe: {exc}") from None
 

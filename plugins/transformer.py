@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness import Model, hookimpl
+from harness import Choice, Model, hookimpl
 
 HARNESS_API = "1.2"
 
@@ -106,5 +106,8 @@ def register_models(register):
             build=build,
             options=TransformerOptions(),
             limits=cannot_serve,
+            # what `harness tune` may search beside the recipe (heads divide every hidden
+            # size the default recipe space gives: half, the same and twice a multiple of 8)
+            search={"heads": Choice(2, 4), "dropout": Choice(0.0, 0.1)},
         )
     )

@@ -253,3 +253,24 @@ def test_a_task_whose_data_raises_fails_only_its_own_cells(tmp_path):
     error = result.cells.set_index("task").loc["exploding", "error"]
     assert "the data server is down" in error and "exploding" in error
     assert any("exploding" in notice for notice in notices)
+
+
+def test_tune_searches_a_models_declared_options_beside_the_recipe(registry):
+    from harness.grid.cells import Cell
+    from harness.tuning import apply_params, check_space, default_point, search_space
+
+    model = registry.models["transformer"]
+    recipe = registry.tasks["hello"].recipe
+    space = search_space(recipe, RunConfig(), model)
+    assert {"lr", "model.heads", "model.dropout"} <= set(space)
+    check_space(recipe, space, model)  # every value makes a recipe and valid options
+    point = default_point(recipe, space, model.option_values())
+    assert point["model.heads"] == 4 and point["lr"] == recipe.lr
+    cell = Cell("hello", "transformer", 0, recipe, "cpu")
+    tried = apply_params(cell, {"lr": 0.01, "model.heads": 2})
+    assert tried.recipe.lr == 0.01 and tried.model_options == {"heads": 2}
+    assert tried.config_hash() != cell.config_hash()
+    with pytest.raises(ValueError, match="model.heads=0 makes no recipe"):
+        from harness import Choice
+
+        check_space(recipe, {"model.heads": Choice(0)}, model.with_options())

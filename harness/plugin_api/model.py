@@ -41,6 +41,10 @@ class Model:
     ``in_default_grid`` (API 1.2): ``False`` for a model that runs only when named with ``-m``
     (a heavy wrapped package), so a plain ``harness run`` stays fast once it is installed.
 
+    ``search`` (API 1.2): the options `harness tune` may search, option name ->
+    :class:`~harness.plugin_api.task.LogUniform` or :class:`~harness.plugin_api.task.Choice`
+    (searched beside the task's recipe fields, as ``model.NAME``).
+
     ``trains_across_seeds``: the built network can be trained for several seeds at once with
     ``torch.func`` (``functional_call`` + ``vmap`` over ``grad_and_value`` of stacked
     parameters), so the runner trains a pair's seeds in one batched computation. Claim it only
@@ -58,6 +62,7 @@ class Model:
     options: Any = None
     limits: Callable[[TaskShape, Any], str | None] | None = None
     in_default_grid: bool = True
+    search: Any = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_kinds", frozenset(self.input_kinds))
@@ -73,6 +78,15 @@ class Model:
             )
         if self.limits is not None and not callable(self.limits):
             raise ValueError(f"model {self.name!r}: limits must be callable")
+        if self.search:
+            from harness.plugin_api.task import Choice, LogUniform
+
+            fields = set(self.option_values())
+            for key, dimension in dict(self.search).items():
+                if key not in fields:
+                    raise ValueError(f"model {self.name!r}: search names no option {key!r}")
+                if not isinstance(dimension, (LogUniform, Choice)):
+                    raise ValueError(f"model {self.name!r}: search {key!r} must be a dimension")
 
     def make(self, shape: TaskShape, hidden_size: int, num_layers: int) -> Any:
         """The network for ``shape``: ``build(shape, hidden_size, num_layers)``, and with

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from harness import Baseline, Recipe, Task, TaskData, TaskShape, hookimpl
+from harness.tasks.common import require_positive
 
 HARNESS_API = "1.2"  # 1.2: tags; scored_steps scores only the answer step
 
@@ -134,9 +135,7 @@ class Adding(Task):
             raise ValueError(f"length must be at least 2, not {self.length}")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}")
-        for name in ("train_size", "val_size", "test_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        require_positive(self, "train_size", "val_size", "test_size")
         if not self.tolerance > 0:
             raise ValueError(f"tolerance must be positive, not {self.tolerance}")
 
@@ -167,13 +166,10 @@ class Adding(Task):
         return TaskData(*train, *test, val_inputs=val[0], val_targets=val[1])
 
     def evaluate(self, net: Any, data: TaskData, curve: list[dict[str, Any]]) -> dict[str, Any]:
-        import torch
+        from harness.training.metrics import predict
 
-        answers = []
-        for start in range(0, len(data.test_inputs), 500):
-            outputs, _ = net(data.test_inputs[start : start + 500], None)
-            answers.append(outputs[:, -1, 0])
-        error = torch.cat(answers).float().cpu() - data.test_targets[:, -1, 0].float().cpu()
+        answers = predict(net, data.test_inputs)[:, -1, 0]
+        error = answers.float().cpu() - data.test_targets[:, -1, 0].float().cpu()
         return {
             "solved": float((error.abs() < self.tolerance).float().mean()),
             "last_step_mse": float((error**2).mean()),

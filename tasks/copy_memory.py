@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from harness import Baseline, Recipe, Task, TaskData, TaskShape, hookimpl
+from harness.tasks.common import require_positive
 
 HARNESS_API = "1.2"  # 1.2: -100 targets are not scored; tags
 
@@ -105,9 +106,7 @@ class Copy(Task):
             raise ValueError(f"length must be at least 1, not {self.length}")
         if self.score not in SCORES:
             raise ValueError(f"score must be one of {', '.join(SCORES)}, not {self.score!r}")
-        for name in ("train_size", "val_size", "test_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        require_positive(self, "train_size", "val_size", "test_size")
 
     @property
     def shape(self) -> TaskShape:  # type: ignore[override]
@@ -130,14 +129,9 @@ class Copy(Task):
         return TaskData(*train, *test, val_inputs=val[0], val_targets=val[1])
 
     def evaluate(self, net: Any, data: TaskData, curve: list[dict[str, Any]]) -> dict[str, Any]:
-        import torch
+        from harness.training.metrics import predict
 
-        predicted = torch.cat(
-            [
-                net(data.test_inputs[start : start + 500], None)[0][:, -RECALL:].argmax(-1).cpu()
-                for start in range(0, len(data.test_inputs), 500)
-            ]
-        )
+        predicted = predict(net, data.test_inputs)[:, -RECALL:].argmax(-1).cpu()
         right = predicted == data.test_targets[:, -RECALL:].cpu()
         return {
             "symbol_accuracy": float(right.float().mean()),

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from harness import Baseline, Recipe, Task, TaskData, TaskShape, hookimpl
+from harness.tasks.common import require_positive
 
 HARNESS_API = "1.2"  # 1.2: -100 targets are not scored; tags
 
@@ -98,9 +99,7 @@ class InductionHeads(Task):
             raise ValueError(f"length must be at least 4, not {self.length}")
         if self.vocab < 3:
             raise ValueError(f"vocab must be at least 3, not {self.vocab}")
-        for name in ("train_size", "val_size", "test_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        require_positive(self, "train_size", "val_size", "test_size")
 
     @property
     def shape(self) -> TaskShape:  # type: ignore[override]
@@ -128,14 +127,9 @@ class InductionHeads(Task):
         )
 
     def evaluate(self, net: Any, data: TaskData, curve: list[dict[str, Any]]) -> dict[str, Any]:
-        import torch
+        from harness.training.metrics import predict
 
-        predicted = torch.cat(
-            [
-                net(data.test_inputs[start : start + 500], None)[0][:, -1].argmax(-1)
-                for start in range(0, len(data.test_inputs), 500)
-            ]
-        ).cpu()
+        predicted = predict(net, data.test_inputs)[:, -1].argmax(-1).cpu()
         right = (predicted == data.test_targets[:, -1].cpu()).numpy()
         # the trigger: the first special token (the last step is the second)
         inputs = data.test_inputs.cpu().numpy()

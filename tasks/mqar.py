@@ -210,14 +210,9 @@ class MQAR(Task):
         return TaskData(*train, *test, val_inputs=val[0], val_targets=val[1])
 
     def evaluate(self, net: Any, data: TaskData, curve: list[dict[str, Any]]) -> dict[str, Any]:
-        import torch
+        from harness.training.metrics import predict
 
-        predicted = torch.cat(
-            [
-                net(data.test_inputs[start : start + 500], None)[0].argmax(-1)
-                for start in range(0, len(data.test_inputs), 500)
-            ]
-        ).cpu()
+        predicted = predict(net, data.test_inputs).argmax(-1).cpu()
         targets = data.test_targets.cpu()
         scored = targets != IGNORE
         wrong = (predicted != targets) & scored

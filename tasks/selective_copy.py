@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from harness import Baseline, Recipe, Task, TaskData, TaskShape, hookimpl
+from harness.tasks.common import require_positive
 
 HARNESS_API = "1.2"  # 1.2: -100 targets are not scored; tags
 
@@ -122,9 +123,7 @@ class SelectiveCopy(Task):
             raise ValueError(
                 f"placement must be one of {', '.join(PLACEMENTS)}, not {self.placement!r}"
             )
-        for name in ("train_size", "val_size", "test_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        require_positive(self, "train_size", "val_size", "test_size")
 
     @property
     def shape(self) -> TaskShape:  # type: ignore[override]
@@ -152,14 +151,9 @@ class SelectiveCopy(Task):
         return TaskData(*train, *test, val_inputs=val[0], val_targets=val[1])
 
     def evaluate(self, net: Any, data: TaskData, curve: list[dict[str, Any]]) -> dict[str, Any]:
-        import torch
+        from harness.training.metrics import predict
 
-        predicted = torch.cat(
-            [
-                net(data.test_inputs[start : start + 500], None)[0][:, -self.tokens :].argmax(-1)
-                for start in range(0, len(data.test_inputs), 500)
-            ]
-        ).cpu()
+        predicted = predict(net, data.test_inputs)[:, -self.tokens :].argmax(-1).cpu()
         right = predicted == data.test_targets[:, -self.tokens :].cpu()
         return {"sequence_accuracy": float(right.all(dim=1).float().mean())}
 

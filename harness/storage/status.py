@@ -13,4 +13,3 @@ UNFINISHED = (FAILED, DIVERGED, NOT_APPLICABLE)
 
 #: A run.json's status through a run's life.
 RUNNING, FINISHED, INTERRUPTED, RUN_FAILED = "running", "finished", "interrupted", "failed"
-RUN_STATUSES = (RUNNING, FINISHED, INTERRUPTED, RUN_FAILED)

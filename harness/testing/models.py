@@ -116,7 +116,7 @@ def check_network(
         result = net(x, None)
         problem = output_problem(shape, result, batch, steps)
         out, state = result if problem is None else (None, None)
-        problem = problem or state_problem(state, batch, carried=True)
+        problem = problem or state_problem(state)
         if problem:
             fail(where, problem)
         if not torch.isfinite(out).all():

@@ -119,11 +119,10 @@ def output_problem(shape: TaskShape, result: Any, batch: int, steps: int) -> str
     return None
 
 
-def state_problem(state: Any, batch: int, carried: bool) -> str | None:
-    """A state is None, a tensor, or a (nested) tuple/list of them, ``None`` members allowed.
-
-    ``batch`` and ``carried`` are no longer needed (the trainer takes the batch size from the
-    inputs, see :mod:`harness.training.state`); they stay so callers need not change."""
+def state_problem(state: Any) -> str | None:
+    """A state is None, a tensor, or a (nested) tuple/list of them, ``None`` members allowed;
+    any layout (the trainer takes the batch size from the inputs, see
+    :mod:`harness.training.state`)."""
     import torch
 
     def odd(value: Any) -> Any:
@@ -175,6 +174,6 @@ def check_first_forward(
         if module is not None:
             module.train(training)
     problem = output_problem(shape, result, batch.shape[0], batch.shape[1])
-    problem = problem or state_problem(result[1], batch.shape[0], carry_state)
+    problem = problem or state_problem(result[1])
     if problem:
         raise ContractError(MODEL, problem)

@@ -9,7 +9,8 @@ TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: run test lint bench clean
 
-# `make run` needs only the core; the heavy extras (ray, optuna, the browser driver, zoo) come with
+# `make run` needs only the core; the heavy extras (ray, optuna, the browser driver, zoo,
+# tensorboard, mlflow) come with
 # `make test`, which runs their tests.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,browser,ray,tune,zoo]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,browser,ray,tune,zoo,tensorboard,mlflow]'
 	touch $(TEST_STAMP)
 
 run: $(STAMP)  ## the main job: every task x model pair of the default grid

@@ -5,6 +5,7 @@ through the ``harness`` entry-point group, built-ins included.
 """
 
 from harness.errors import HarnessError
+from harness.loggers.contract import Logger
 from harness.plugin_api.hookspecs import hookimpl
 from harness.plugin_api.manager import MissingDependency, require
 from harness.plugin_api.model import Model
@@ -26,6 +27,7 @@ __all__ = [
     "HarnessError",
     "IGNORE_INDEX",
     "LogUniform",
+    "Logger",
     "MissingDependency",
     "require",
     "hookimpl",

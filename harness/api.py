@@ -21,10 +21,12 @@ from harness.grid.lifecycle import sigterm_as_interrupt as sigterm_as_interrupt
 from harness.plugin_api.manager import Registry
 from harness.plugin_api.manager import load_plugins as load_plugins  # for the CLI
 from harness.report import LoadedRun, rebuild
+from harness.report.ranking import split_unfinished as split_unfinished  # for the CLI
 from harness.session import run_session
 from harness.settings.config import RunConfig, load_config
 from harness.settings.overrides import parse_assignments as parse_assignments  # for the CLI
 from harness.settings.overrides import recipe_from_text as recipe_from_text
+from harness.settings.sweep import parse_sweep_flags as parse_sweep_flags  # for the CLI
 from harness.storage import status as status  # the status vocabulary, for the CLI
 from harness.storage.status import BROKEN
 

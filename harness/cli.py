@@ -160,7 +160,8 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
 @click.option(
     "--ray-address",
     default=None,
-    help="Join this Ray cluster (default: $RAY_ADDRESS, else start a local Ray instance).",
+    help="Join this Ray cluster, within 15 s (default: $RAY_ADDRESS, else start a local Ray "
+    "instance).",
 )
 @click.option(
     "--gpus-per-cell",
@@ -186,8 +187,24 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
 @click.option(
     "--timing/--no-timing",
     default=None,
-    help="Time each task x model pair's training and inference steps on their own, "
-    "before the cells run: the speed figures (default: on).",
+    help="Time each task x model pair's training, inference and generation steps on their "
+    "own, before the cells run, rounds interleaved across a task's pairs: the speed figures "
+    "(default: on).",
+)
+@click.option(
+    "--sweep",
+    "sweep",
+    multiple=True,
+    metavar="NAME=V1,V2,...",
+    help="Run every combination of these values as a variant: a task or model option "
+    "(mqar.length=64,128), a recipe field (hidden_size=32,64) or params (repeat).",
+)
+@click.option(
+    "--speed-reference",
+    metavar="MODEL",
+    default=None,
+    help="Also give each pair's speed relative to this model on the same task, timed side by "
+    "side (default: rnn where the task has it).",
 )
 @click.option(
     "--seeds-together/--seeds-apart",
@@ -195,6 +212,20 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     help="Train a pair's seeds in one batched computation where its model can "
     "(torch.func; figures equal within float rounding; default: apart, which measured "
     "as fast on CPU).",
+)
+@click.option(
+    "--log",
+    "log",
+    multiple=True,
+    metavar="LOGGER",
+    help="Also log each cell to a tracker: tensorboard, mlflow, or a plugin's (repeat; "
+    "see `harness list`).",
+)
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where the loggers keep their files, as DIR/<run>/<logger>/ (default <run>/logs/).",
 )
 @click.option(
     "-o",
@@ -224,8 +255,13 @@ def _config(config_file: str | None, task_options: tuple[str, ...], flags: dict[
     flags["tasks"] = list(flags["tasks"]) or None
     flags["models"] = list(flags["models"]) or None
     flags["suite"] = list(flags.get("suite") or ()) or None
+    flags["log"] = list(flags.get("log") or ()) or None
     flags["until"], flags["until_task"] = _parse_until(flags.get("until") or ())
     flags["recipe"] = recipe_from_text(parse_assignments(flags["recipe"], "--recipe")) or None
+    if "sweep" in flags:
+        from harness.api import parse_sweep_flags
+
+        flags["sweep"] = parse_sweep_flags(flags["sweep"] or ()) or None
     config = load_config(Path(config_file) if config_file else None, flags)
     if task_options:
         for task, values in _parse_options(task_options).items():
@@ -274,6 +310,7 @@ main.add_command(tune)
 def _run(config: Any, execute: Callable[..., Any] | None = None) -> None:
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.text import Text
 
     from harness.api import Terminated, execute_run, load_plugins, sigterm_as_interrupt, status
 
@@ -337,10 +374,13 @@ def _run(config: Any, execute: Callable[..., Any] | None = None) -> None:
             "--out <run folder> (or --resume) to run only the missing ones"
         )
         sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
-    _print_leaderboard(console, result.out)
+    run = _print_leaderboard(console, result.out)
     console.print(
         f"results: {result.out}/ (report.html, leaderboard.md, cells.csv, curves.csv, plots/)"
     )
+    for name, logged in run.info.get("loggers", {}).items():
+        if logged.get("target") and not logged.get("error"):
+            console.print(Text(f"{name}: {logged['target']}"))
     failed = result.failed
     if not failed.empty:
         names = ", ".join(f"{r.task}×{r.model}#{r.seed} ({r.status})" for r in failed.itertuples())
@@ -348,26 +388,33 @@ def _run(config: Any, execute: Callable[..., Any] | None = None) -> None:
         sys.exit(EXIT_FAILED_CELLS)
 
 
-def _print_leaderboard(console: Any, out: Path) -> None:
+def _print_leaderboard(console: Any, out: Path) -> Any:
+    """Print the run's leaderboards and unfinished cells; the run as loaded."""
     from rich.table import Table
     from rich.text import Text
 
-    from harness.api import load_run
+    from harness.api import load_run, split_unfinished
 
     run = load_run(out)
+    verdicts = {v.task: v for v in run.verdicts()}
     for board in run.leaderboards():
         shown = board.table(compact=True)
-        table = Table(title=board.title, caption=board.caption)
+        table = Table(title=Text(board.title), caption=board.caption)
         for column in shown.columns:
             # names never fold; the figures' columns give way first
             table.add_column(column, overflow="fold", no_wrap=column in ("rank", "model"))
         for row in shown.itertuples(index=False):
             table.add_row(*(Text(str(value)) for value in row))
         console.print(table)
-    for row in run.unfinished.itertuples():
+        console.print(Text(verdicts.pop(board.name).text))
+    for left in verdicts.values():  # tasks without a leaderboard: every cell broke
+        console.print(Text(left.text))
+    broken, skipped = split_unfinished(run.cells)
+    for row in [*broken.itertuples(), *skipped.itertuples()]:  # failures first, then n/a
         console.print(
             Text(f"{row.task} × {row.model} (seed {row.seed}): {row.status} - {row.error}")
         )
+    return run
 
 
 @main.command("list")
@@ -424,6 +471,15 @@ def list_plugins(verbose: bool) -> None:
         )
     console.print(tasks)
     console.print(models)
+    if registry.loggers:
+        loggers = Table(title="loggers (--log NAME)")
+        for column in ("name", "package"):
+            loggers.add_column(column, no_wrap=True)
+        loggers.add_column("description", overflow="fold", min_width=20)
+        for name, logger in sorted(registry.loggers.items()):
+            origin = _package(registry.origin("logger", name))
+            loggers.add_row(*map(Text, (name, origin, logger.description)))
+        console.print(loggers)
     if registry.unavailable:
         missing = Table(title="unavailable (an optional package is not installed)")
         for column in ("offers", "needs", "install with"):

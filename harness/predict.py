@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ def continue_prompt(
     try:  # weights_only: a tampered file's pickle payload is refused, never run
         saved = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise HarnessError(f"cannot load saved model {weights}: {_first_line(exc)}") from None
+        raise HarnessError(f"cannot load saved model {weights}: {_load_error(exc)}") from None
     if not isinstance(saved, dict) or not isinstance(saved.get("state_dict"), dict):
         raise HarnessError(f"{weights} is not a model saved by harness run --save-models")
     if saved.get("config") != record.get("config_hash"):
@@ -101,13 +102,39 @@ def _read_object(path: Path) -> dict[str, Any]:
 
 
 def _model_path(folder: RunFolder, name: str, model_file: object) -> Path:
-    """The saved weights of cell ``name``; the record must point where the run wrote them."""
+    """The saved weights of cell ``name``; the record must point where the run wrote them
+    (compared once resolved: ``models/../models/x.pt`` is ``models/x.pt``)."""
     path = folder.model_file(name)
-    if model_file != folder.model_name(name):
-        raise HarnessError(f"model_file {model_file!r} points outside {path.parent}")
+    try:
+        if not isinstance(model_file, str):
+            raise ValueError("not a path")
+        target, root = (folder.path / model_file).resolve(), folder.path.resolve()
+        inside = target.is_relative_to(root)
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop
+        inside = False
+    if not inside:
+        raise HarnessError(f"model_file {model_file!r} points outside {folder.path}")
+    if target != path.resolve():
+        raise HarnessError(
+            f"model_file {model_file!r} is not this cell's weights ({folder.model_name(name)})"
+        )
     if not path.is_file():
         raise HarnessError(f"saved model {path} is missing")
     return path
+
+
+def _load_error(exc: BaseException) -> str:
+    """Why torch could not load a weights file, in one line, without torch's advice to load
+    with ``weights_only=False``: that would run whatever code a tampered file holds."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    if "weights only load failed" in text.lower():
+        detail = (text.partition("WeightsUnpickler error:")[2].strip().splitlines() or [""])[0]
+        detail = detail.split(". ")[0].strip().rstrip(".")
+        reason = f" ({detail})" if detail else ""
+        return f"it is damaged or holds more than tensors and plain values{reason}"
+    if isinstance(exc, EOFError):
+        return "the file ends early (empty or cut short)"
+    return _first_line(exc).split(". ")[0]
 
 
 def _first_line(exc: BaseException) -> str:

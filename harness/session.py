@@ -16,6 +16,7 @@ ended, and the finished cells reported.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import datetime as dt
 import os
@@ -27,10 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, unknown_name
+from harness.grid.cells import variant_label
+from harness.grid.ray_executor import run_info as ray_run_info
 from harness.grid.runner import GridPlan, earlier_costs, estimate_cost, plan_grid, run_grid
+from harness.loggers.fanout import Trackers, check_loggers
 from harness.plugin_api.manager import Registry, load_plugins
 from harness.report import LoadedRun, Reference, TaskMeta, write_report
 from harness.settings.config import RunConfig
+from harness.settings.sweep import cell_variant, split_variant, variants
 from harness.storage import status
 from harness.storage.run_folder import FORMAT_VERSION, RunFolder
 
@@ -80,6 +85,13 @@ def resolve_names(config: RunConfig, registry: Registry) -> tuple[list[str], lis
     for name in config.until_task:
         if name not in registry.tasks:
             raise unknown_name("task", name, registry.tasks)
+    reference = config.speed_reference
+    if reference is not None and reference not in models:
+        if reference not in registry.models:
+            raise unknown_name("model", reference, registry.models)
+        raise HarnessError(
+            f"speed reference {reference!r} is not among the run's models (add it with -m)"
+        )
     for name in config.options:  # -o NAME.FIELD=VALUE: NAME is a task or a model
         if name in registry.tasks and name in registry.models:
             raise HarnessError(
@@ -158,32 +170,49 @@ def task_meta(
     recipe = dataclasses.replace(task.recipe, **(recipe_overrides or {}))
     origin = registry.origin("task", name)
     optima, baselines = [], {}
-    validation, error = "", ""
+    validation, error, input_kind, step = "", "", "", "shape"
+    optimum: dict[str, Any] = {}
+    references: list[Reference] = []
     try:
+        input_kind = task.shape.input_kind
         for seed in seeds:
+            step = f"make_data({seed})"
             data = task.make_data(seed)
             validation = (
                 task.validation or "the task's own validation split"
                 if data.val_inputs is not None
                 else with_validation(data)[1]
             )
+            step = "optimum()"
             optima.append(task.optimum(data))
+            step = "baselines()"
             for baseline in task.baselines(data):
                 entry = baselines.setdefault(
                     baseline.name,
                     {"name": baseline.name, "description": baseline.description, "rows": []},
                 )
                 entry["rows"].append(baseline.metrics)
+        step = "optimum()"
+        optimum = pd.DataFrame(optima).mean().to_dict() if any(optima) else {}
+        step = "baselines()"
+        references = [
+            Reference(
+                name=b["name"],
+                description=b["description"],
+                metrics=pd.DataFrame(b["rows"]).mean().to_dict(),
+            )
+            for b in baselines.values()
+        ]
     except Exception as exc:  # the plugin's fault: its cells fail with it, the others run
-        first = (str(exc).splitlines() or [""])[0]
-        error = f"{type(exc).__name__}: {first} [task plugin {origin}]"
-        optima, baselines = [], {}
+        first = (str(exc).strip().splitlines() or [""])[0]
+        error = f"{step}: {type(exc).__name__}: {first} [task plugin {origin}]"
+        optimum, references = {}, []
     return TaskMeta(
         description=task.description,
         primary_metric=task.primary_metric,
         higher_is_better=task.higher_is_better,
         validation=validation,
-        input_kind=task.shape.input_kind,
+        input_kind=input_kind,
         metric_descriptions=dict(task.metric_descriptions),
         metric_directions=dict(task.metric_directions),
         scored_steps=task.scored_steps,
@@ -191,15 +220,8 @@ def task_meta(
         recipe=dataclasses.asdict(recipe),
         plugin=f"{origin.package} {origin.version}",
         error=error,
-        optimum=pd.DataFrame(optima).mean().to_dict() if any(optima) else {},
-        baselines=[
-            Reference(
-                name=b["name"],
-                description=b["description"],
-                metrics=pd.DataFrame(b["rows"]).mean().to_dict(),
-            )
-            for b in baselines.values()
-        ],
+        optimum=optimum,
+        baselines=references,
     )
 
 
@@ -221,6 +243,78 @@ def cell_device(config: RunConfig) -> Any:
         raise HarnessError(str(exc)) from None
 
 
+def sweep_axes(
+    config: RunConfig, registry: Registry, tasks: list[str], models: list[str], command: str
+) -> list[Any]:
+    """The run's swept names, checked: each names a task or model of this run, a recipe field
+    set no other way, or params without a fixed hidden size (one line otherwise)."""
+    from harness.settings.sweep import axes
+
+    if not config.sweep:
+        return []
+    if command != "run":
+        raise HarnessError(f"harness {command} does not take a sweep; run the sweep with run")
+    found = [_typed_axis(a, registry) for a in axes(config.sweep, registry.tasks, registry.models)]
+    fixed = config.recipe_overrides()
+    for axis in found:
+        if axis.kind == "task" and axis.target not in tasks:
+            raise HarnessError(f"sweep {axis.name}: task {axis.target!r} is not in this run")
+        if axis.kind == "model" and axis.target not in models:
+            raise HarnessError(f"sweep {axis.name}: model {axis.target!r} is not in this run")
+        if axis.kind == "recipe" and axis.name in fixed:
+            raise HarnessError(f"sweep {axis.name}: it is also set to {fixed[axis.name]!r}; "
+                               "give it one way")  # fmt: skip
+        set_by_option = config.options.get(axis.target or "", {})
+        if axis.kind in ("task", "model") and axis.field in set_by_option:
+            raise HarnessError(f"sweep {axis.name}: it is also set with -o {axis.name}=...")
+    names = {a.name for a in found}
+    if "params" in names and ("hidden_size" in names or "hidden_size" in fixed):
+        raise HarnessError("sweep params sets the hidden size: do not also set hidden_size")
+    if "hidden_size" in names and config.params is not None:
+        raise HarnessError("sweep hidden_size: params is set too (it sets the hidden size)")
+    if "params" in names and config.params is not None:
+        raise HarnessError("sweep params: params is set too; give it one way")
+    return found
+
+
+def _typed_axis(axis: Any, registry: Registry) -> Any:
+    """A swept plugin option's values as the plugin's options type them (``"64"`` -> 64), so
+    records, tables and curves hold numbers; a value the plugin refuses is its one line."""
+    if axis.kind == "task":
+        typed = [
+            getattr(registry.tasks[axis.target].with_options(**{axis.field: v}), axis.field)
+            for v in axis.values
+        ]
+    elif axis.kind == "model":
+        typed = [
+            getattr(registry.models[axis.target].with_options(**{axis.field: v}).options,
+                    axis.field)  # fmt: skip
+            for v in axis.values
+        ]
+    else:
+        return axis
+    return dataclasses.replace(axis, values=tuple(typed))
+
+
+def _merged(base: dict[str, dict[str, Any]], extra: dict[str, dict[str, Any]]) -> dict:
+    merged = {name: dict(values) for name, values in base.items()}
+    for name, values in extra.items():
+        merged.setdefault(name, {}).update(values)
+    return merged
+
+
+def _merge_plan(grid: GridPlan, part: GridPlan) -> None:
+    """``part``'s cells into ``grid``, each once (a cell a swept name does not apply to is
+    planned by every variant, under one id)."""
+    seen = {c.cell_id for c in grid.cells} | {c.cell_id for c, _ in grid.not_applicable}
+    seen |= {c.cell_id for c, _ in grid.failed}
+    grid.cells += [c for c in part.cells if c.cell_id not in seen]
+    grid.not_applicable += [(c, r) for c, r in part.not_applicable if c.cell_id not in seen]
+    grid.failed += [(c, r) for c, r in part.failed if c.cell_id not in seen]
+    for task, sizes in part.sizes.items():
+        grid.sizes.setdefault(task, {}).update(sizes)
+
+
 @dataclass
 class Session:
     """A planned run folder's work, and (inside :meth:`open`) its life on disk."""
@@ -238,6 +332,14 @@ class Session:
     info: dict[str, Any] = field(default_factory=dict)
     #: the records the report is written from when the session ends
     records: list[dict[str, Any]] = field(default_factory=list)
+    #: with ``--sweep``: the swept names and values, and for a swept task option the task's
+    #: metadata (baselines, optimum) per value, by the option's part of the variant label
+    sweep: list[dict[str, Any]] = field(default_factory=list)
+    variant_metas: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: the trackers the run logs to (``--log``), open inside :meth:`open`
+    trackers: Trackers | None = None
+    #: where a tracker's one-line warning goes (the command line shows notices)
+    on_notice: Callable[[str], None] = field(default=lambda text: None)
 
     @classmethod
     def plan(
@@ -255,6 +357,7 @@ class Session:
         device = cell_device(config)
         registry = registry or load_plugins()
         tasks, models = resolve_names(config, registry)
+        check_loggers(config.log, registry)  # a missing tracker package: one line, no folder
         seeds = config.seed_list
         overrides = config.recipe_overrides()
         try:
@@ -263,29 +366,56 @@ class Session:
                 registry.tasks[name].with_options(**options)  # check options of every named task
             for name, options in model_options.items():
                 registry.models[name].with_options(**options)  # and of every named model
-            grid = plan_grid(
-                registry,
-                tasks,
-                models,
-                plan_seeds or seeds,
-                str(device),
-                overrides,
-                task_options,
-                select=config.select,
-                patience=config.patience,
-                params=config.params,
-                until=config.until_for,
-                model_options=model_options,
-            )
+            found = sweep_axes(config, registry, tasks, models, command)
+            grid = GridPlan()
+            variant_metas: dict[str, dict[str, dict[str, Any]]] = {}
+            for variant in variants(found):  # without a sweep: the one plain grid
+                recipe_v, task_v, model_v, params_v = split_variant(found, variant)
+                t_opts = _merged(task_options, task_v)
+                m_opts = _merged(model_options, model_v)
+                for name in task_v:  # each swept value checked by the plugin's own options
+                    registry.tasks[name].with_options(**t_opts[name])
+                for name in model_v:
+                    registry.models[name].with_options(**m_opts[name])
+                part = plan_grid(
+                    registry,
+                    tasks,
+                    models,
+                    plan_seeds or seeds,
+                    str(device),
+                    {**overrides, **recipe_v},
+                    t_opts,
+                    select=config.select,
+                    patience=config.patience,
+                    params=params_v if params_v is not None else config.params,
+                    until=config.until_for,
+                    model_options=m_opts,
+                    variant=lambda t, m, v=variant: cell_variant(found, v, t, m),
+                )
+                _merge_plan(grid, part)
+                for name in task_v:  # a swept task option: the task's references per value
+                    label = variant_label({k: v for k, v in variant.items()
+                                           if k.startswith(f"{name}.")})  # fmt: skip
+                    if label not in variant_metas.setdefault(name, {}):
+                        meta = task_meta(registry, name, t_opts[name], seeds, overrides)
+                        variant_metas[name][label] = meta.to_dict()
             metas = {
                 name: task_meta(registry, name, config.options.get(name, {}), seeds, overrides)
                 for name in tasks
             }
         except ValueError as exc:  # a bad task option or recipe override
             raise HarnessError(str(exc)) from None
+        broken = {name: meta.error for name, meta in metas.items() if meta.error}
+        if broken:  # its references cannot be computed: the task's cells fail with why
+            grid.failed += [(cell, broken[cell.task]) for cell in grid.cells if cell.task in broken]
+            grid.cells = [cell for cell in grid.cells if cell.task not in broken]
         for name, sizes in grid.sizes.items():  # with --params: the hidden size of each model
             metas[name] = dataclasses.replace(metas[name], params_target=config.params, sizes=sizes)
-        return cls(config, registry, device, tasks, models, seeds, grid, metas, command)
+        session = cls(config, registry, device, tasks, models, seeds, grid, metas, command)
+        session.sweep = [{"name": a.name, "values": list(a.values), "kind": a.kind}
+                         for a in found]  # fmt: skip
+        session.variant_metas = variant_metas
+        return session
 
     @contextlib.contextmanager
     def open(self, **sections: Any) -> Iterator[Session]:
@@ -295,9 +425,11 @@ class Session:
         folder = self.folder = output_folder(self.config)
         with folder.locked():  # one run writes to a folder at a time
             folder.sweep_stale_temp_files()
+            resumed = folder.run_file.is_file()
             self.info = self._run_info(sections)
             folder.write_info(self.info)
             try:
+                self._open_trackers(folder, resumed)
                 yield self
                 self.info["status"] = status.FINISHED
             except KeyboardInterrupt:
@@ -309,12 +441,39 @@ class Session:
                 self.info["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
                 raise
             finally:
-                self.info["finished"] = dt.datetime.now().isoformat(timespec="seconds")
-                self.info["tasks"] = {name: meta.to_dict() for name, meta in self.metas.items()}
-                folder.write_info(self.info)
-                if self.records:
-                    info = {"format_version": FORMAT_VERSION, **self.info}
-                    write_report(LoadedRun(folder, info, self.records))
+                self._finish(folder)
+
+    def _open_trackers(self, folder: RunFolder, resumed: bool) -> None:
+        """Open the run's loggers (``--log``) now that run.json is written; run.json then
+        says where each logs."""
+        if not self.config.log:
+            return
+        self.trackers = Trackers.open(
+            self.config.log,
+            self.registry,
+            folder,
+            copy.deepcopy(self.info),
+            resumed=resumed,
+            log_dir=self.config.log_dir,
+            warn=self.on_notice,
+        )
+        self.info["loggers"] = self.trackers.summary
+        folder.write_info(self.info)
+
+    def _finish(self, folder: RunFolder) -> None:
+        """However the run ended: run.json says how, the report is written from the records,
+        and last the trackers get the finished folder (the report and plots as artifacts)."""
+        self.info["finished"] = dt.datetime.now().isoformat(timespec="seconds")
+        self.info["tasks"] = {name: meta.to_dict() for name, meta in self.metas.items()}
+        folder.write_info(self.info)
+        try:
+            if self.records:
+                info = {"format_version": FORMAT_VERSION, **self.info}
+                write_report(LoadedRun(folder, info, self.records))
+        finally:
+            if self.trackers is not None:
+                self.trackers.finish(self.info["status"], folder.report_files())
+                folder.write_info(self.info)  # with a tracker's failure to finish, if any
 
     def _run_info(self, sections: dict[str, Any]) -> dict[str, Any]:
         config = self.config
@@ -325,6 +484,7 @@ class Session:
             "device": str(self.device),
             "workers": config.worker_count,
             "executor": config.executor,
+            **ray_run_info(config.executor, config.ray_address),  # the address joined
             "model_options": {
                 name: self.registry.models[name]
                 .with_options(**config.options.get(name, {}))
@@ -342,6 +502,7 @@ class Session:
             plugins=[str(o) for o in self.registry.plugins],
             broken_plugins=self.broken_plugins,
             tasks={name: meta.to_dict() for name, meta in self.metas.items()},
+            **({"sweep": self.sweep, "task_variants": self.variant_metas} if self.sweep else {}),
             **sections,
             started=dt.datetime.now().isoformat(timespec="seconds"),
             status=status.RUNNING,
@@ -368,6 +529,8 @@ class Session:
         runner: its restart and lost-cell logic is the only one) and keep their records for
         the report."""
         assert self.folder is not None, "open() the session first"
+        if self.trackers is not None:  # each record this run computes, as it comes back
+            callbacks["on_done"] = self._logged(callbacks.get("on_done"))
         self.records = run_grid(
             grid,
             self.folder,
@@ -378,30 +541,78 @@ class Session:
         )
         return self.records
 
+    def _logged(self, on_done: Callable[[dict[str, Any]], None] | None) -> Callable[..., None]:
+        trackers = self.trackers
+        assert trackers is not None
+
+        def logged(record: dict[str, Any]) -> None:
+            if on_done is not None:
+                on_done(record)
+            trackers.log_cell(record)
+
+        return logged
+
     def timing_phase(self, on_notice: Callable[[str], None]) -> list[dict[str, Any]]:
-        """Time every pair's steps before any cell runs, so nothing else shares the cores; the
-        phase's summary goes into run.json's ``timing``."""
+        """Time every pair's steps before any cell runs, so nothing else of the run shares the
+        cores, with the rounds interleaved across a task's pairs; the phase's summary (how
+        steady the machine was, each task's speed reference, whose machine was timed) goes
+        into run.json's ``timing``."""
         from harness.grid.executors import default_threads
         from harness.grid.runner import timing_specs
-        from harness.training.timing import run_timing
+        from harness.training.device import DeviceError, resolve_device
+        from harness.training.timing_phase import run_timing
 
         assert self.folder is not None, "open() the session first"
         config = self.config
         workers = min(config.worker_count, os.cpu_count() or 1, len(self.grid.cells) or 1)
         threads = config.threads or default_threads(config.executor, workers)
         specs = timing_specs(self.grid, threads)
+        machine = "this machine" if config.executor != "ray" else "the Ray driver"
+        try:
+            resolved = resolve_device(str(self.device))
+        except DeviceError as exc:  # with Ray the nodes may have what the driver lacks
+            reason = f"{machine} has no {self.device} ({exc}); speed columns stay empty"
+            self.info["timing"] = {"skipped": reason, "host": platform.node()}
+            on_notice(f"timing skipped: {reason}")
+            return []
+        specs = [dataclasses.replace(s, device=str(resolved)) for s in specs]
         started = time.perf_counter()
-        timings = run_timing(specs, self.folder, self.registry)
+        phase = run_timing(specs, self.folder, self.registry, reference=config.speed_reference)
+        timings = phase.records
         self.info["timing"] = {
             "pairs": len(specs),
+            "timed_now": phase.timed,
             "threads": threads,
             "seconds": time.perf_counter() - started,
             "failed": [t["pair_id"] for t in timings if t.get("error")],
+            "host": platform.node(),
+            "machine": machine,
+            "device": str(resolved),
+            "interleaved": "rounds round-robin across each task's pairs",
+            "references": phase.references,
+            **_noise_summary(phase.noise, timings),
         }
         for timing in timings:
             if timing.get("error"):
                 on_notice(f"timing {timing['pair_id']} failed: {timing['error']}")
+        if self.info["timing"].get("unstable"):
+            on_notice(f"speed figures unstable: {self.info['timing']['unstable_reason']}")
         return timings
+
+
+def _noise_summary(noise: dict[str, Any] | None, timings: list[dict[str, Any]]) -> dict[str, Any]:
+    """run.json's record of how steady the machine was: this phase's readings, or (every pair
+    read back from the folder) whether the phase that timed them said unstable."""
+    if noise is not None:
+        return {"noise": noise, "unstable": noise["unstable"],
+                "unstable_reason": noise["unstable_reason"]}  # fmt: skip
+    unstable = any(t.get("speed_unstable") for t in timings)
+    return {
+        "unstable": unstable,
+        "unstable_reason": "the earlier timing phase these figures come from said so"
+        if unstable
+        else "",
+    }
 
 
 def run_session(
@@ -414,9 +625,10 @@ def run_session(
 ) -> Session:
     """`harness run`: plan, time the pairs (unless ``--no-timing``), run the cells, report."""
     session = Session.plan(config, registry=registry)
+    session.on_notice = on_notice
     for name, meta in session.metas.items():
         if meta.error:
-            on_notice(f"task {name}: its data cannot be made, so its cells fail: {meta.error}")
+            on_notice(f"task {name}: its plugin failed, so its cells fail: {meta.error}")
     with session.open():
         timings = session.timing_phase(on_notice) if config.timing else []
         session.write_info()

@@ -358,14 +358,20 @@ def run_trials(
     *,
     registry: Any = None,
     on_done: Callable[[dict[str, Any]], None] = lambda record: None,
+    on_ready: Callable[[], None] = lambda: None,
 ) -> None:
     """Run every study to its budget on executors from ``start`` (the factory `harness run`
     uses, so ``--executor`` and ``--workers`` mean the same here), through the grid's own
-    :func:`~harness.grid.runner.drive`: lost trials and broken pools are handled there."""
+    :func:`~harness.grid.runner.drive`: lost trials and broken pools are handled there.
+    Each study asks for its share of the executor's capacity (what its workers run at once:
+    Ray's nodes' CPUs over a cell's), so it sees results before it suggests more.
+    ``on_ready``: called once the executor is up (or nothing is left to run)."""
     if all(study.finished >= study.budget for study in studies):
+        on_ready()
         return
     executor = start()
     try:
+        on_ready()
         batch = max(1, -(-executor.capacity // max(1, len(studies))))
         feed = TrialFeed(studies, trial_out, batch, on_done)
     except BaseException:
@@ -423,17 +429,23 @@ def execute_tune(
     require_optuna()
     import optuna
 
-    from harness.report.tables import cells_frame
+    from harness.report.tables import cells_frame, typed_per_task
     from harness.session import Session
 
     trial_seed = TRIAL_SEED_OFFSET + config.seed
     if trial_seed in config.seed_list:
         raise HarnessError(f"seeds reach the trial seed {trial_seed}: use fewer or lower seeds")
     session = Session.plan(config, registry=registry, command="tune", plan_seeds=[trial_seed])
+    session.on_notice = on_notice  # a tracker's warning (--log)
     bases = session.grid.cells  # each applicable pair once, on the trial seed
     not_applicable = [
         (replace(cell, seed=seed), reason)
         for cell, reason in session.grid.not_applicable
+        for seed in session.seeds
+    ]
+    failed = [  # a task plugin that failed at planning: its cells fail, with why
+        (replace(cell, seed=seed), error)
+        for cell, error in session.grid.failed
         for seed in session.seeds
     ]
     try:
@@ -477,7 +489,6 @@ def execute_tune(
         live.write_info()
         trial_total = len(studies) * config.trials
         total = trial_total + len(studies) * len(seeds)
-        on_start(total, sum(min(s.finished, config.trials) for s in studies))
         run_trials(
             studies,
             trial_out,
@@ -490,14 +501,15 @@ def execute_tune(
             ),
             registry=session.registry,
             on_done=on_done,
+            on_ready=lambda: on_start(total, sum(min(s.finished, config.trials) for s in studies)),
         )
         trial_records = _trial_records(trial_out, studies)
         trials = cells_frame(trial_records)
         if "trial" in trials:  # beside the model, before the seed
             trials.insert(3, "trial", trials.pop("trial"))
-        write_frame(trials, folder.trials_table)
+        write_frame(typed_per_task(trials), folder.trials_table)
         summary = _summaries(studies, trial_records)
-        final = GridPlan(not_applicable=not_applicable)
+        final = GridPlan(not_applicable=not_applicable, failed=failed)
         for study in studies:
             params = study.best_params()
             if params is None:

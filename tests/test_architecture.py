@@ -14,16 +14,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "harness"
 
-#: Lower numbers are lower layers (faces > session/tuning > settings > grid/report >
+#: Lower numbers are lower layers (faces > session/tuning > settings > grid/report/loggers >
 #: training/storage > plugin_api > errors/version). See docs/architecture.md.
 LAYERS = {
     "harness.errors": 0,
     "harness.version": 0,
     "harness.plugin_api": 1,
+    # what a logger plugin registers: the plugin manager checks registrations against it
+    "harness.loggers.contract": 1,
     "harness.training": 2,
     "harness.storage": 2,
     "harness.grid": 3,
     "harness.report": 3,
+    "harness.loggers": 3,
     "harness.settings": 4,
     "harness.session": 5,
     "harness.tuning": 5,

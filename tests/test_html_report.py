@@ -159,3 +159,28 @@ def test_without_chromium_the_browser_test_skips_locally_and_fails_in_ci(monkeyp
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="cannot run in CI"):
         module._chromium_or_skip()
+
+
+def test_report_fits_the_window_and_opens_with_a_verdict_per_task(trouble_run):
+    """Read as a newcomer at 1,200 and 800 px: no page wider than the window, a verdict per
+    task above the leaderboards, the failing model named in its tasks' caveats."""
+    _chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            for width in (1200, 800):
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.goto((trouble_run / "report.html").resolve().as_uri())
+                page.wait_for_load_state("load")
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+                verdicts = page.locator("#in-short p.verdict")
+                assert verdicts.count() == 3
+                first = verdicts.first.bounding_box()
+                assert first["y"] < page.locator("table.leaderboard").first.bounding_box()["y"]
+                texts = verdicts.all_inner_texts()
+                assert all("raising failed and is not ranked" in text for text in texts), texts
+                page.close()
+        finally:
+            browser.close()

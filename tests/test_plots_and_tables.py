@@ -31,9 +31,10 @@ def test_a_model_keeps_its_colour_whatever_else_is_in_the_plot():
     everything = plots.model_colours(["rnn", "gru", "lstm"])
     assert plots.model_colours(["lstm", "rnn", "gru"]) == everything
     assert len(set(everything.values())) == 3
-    fig = plots.metric_bars(board(["rnn", "gru"]), "t", META, everything)
-    bars = {p.get_x(): matplotlib.colors.to_hex(p.get_facecolor()) for p in fig.axes[0].patches}
-    assert sorted(bars.values()) == sorted([everything["rnn"], everything["gru"]])
+    fig = plots.metric_dots(board(["rnn", "gru"]), "t", META, everything)
+    dots = [line for line in fig.axes[0].lines if line.get_marker() == "o"]
+    colours = sorted(matplotlib.colors.to_hex(line.get_color()) for line in dots)
+    assert colours == sorted([everything["rnn"], everything["gru"]])
     curves = pd.DataFrame(
         {"task": "t", "model": ["gru", "gru"], "seed": 0, "epoch": [1, 2],
          "train_loss": [1.0, 0.5], "val_loss": [1.1, 0.6]}
@@ -43,15 +44,34 @@ def test_a_model_keeps_its_colour_whatever_else_is_in_the_plot():
     assert everything["gru"] in colours and everything["rnn"] not in colours
 
 
-def test_a_reference_far_off_the_scale_is_listed_not_squashing_the_bars():
-    fig = plots.metric_bars(board(["rnn", "gru"]), "t", META)
+def test_a_reference_far_off_the_scale_is_annotated_not_squashing_the_dots():
+    fig = plots.metric_dots(board(["rnn", "gru"]), "t", META)
     ax = fig.axes[0]
     (legend,) = fig.findobj(Legend)
     labels = [t.get_text() for t in legend.get_texts()]
     assert any("uniform: 20" in t and "off scale" in t for t in labels), labels
-    assert ax.get_ylim()[1] < 5  # the axis stays on the models' scale
+    assert ax.get_xlim()[1] < 5  # the axis stays on the models' scale
+    assert "off scale" in ax.get_xlabel() and "uniform 20" in ax.get_xlabel()  # at the edge
     lines = ax.get_legend_handles_labels()[1]
-    assert any("best achievable" in label for label in lines)  # near the bars: a line
+    assert any("best achievable" in label for label in lines)  # near the dots: a line
+
+
+def test_metric_figures_are_one_per_row_with_an_axis_near_the_data():
+    meta = TaskMeta("test_accuracy", True, input_kind="tokens")
+    frame = pd.DataFrame(
+        {"model": ["a", "b"], "test_accuracy": [0.9031, 0.8980], "test_loss": [0.52, 0.57],
+         "train_throughput": [1e5, 2e5]}
+    )  # fmt: skip
+    fig = plots.metric_dots(frame, "t", meta)
+    fig.canvas.draw()
+    boxes = [ax.get_window_extent() for ax in fig.axes]
+    assert len(boxes) == 3 and all(b.width > 0.6 * fig.bbox.width for b in boxes)  # full rows
+    assert all(upper.y0 > lower.y1 for upper, lower in zip(boxes, boxes[1:]))  # stacked
+    low, high = fig.axes[0].get_xlim()
+    assert low > 0.85 and high - low < 0.05  # a 0.005 difference spans the axis, not 0 to 1
+    sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
+    assert min(sizes) >= 8
+    plots.close(fig)
 
 
 def test_legends_cover_no_data_and_stay_inside_the_figure():
@@ -62,7 +82,7 @@ def test_legends_cover_no_data_and_stay_inside_the_figure():
     )  # fmt: skip
     samples = {"truth": [0.0, 1.0, 0.5], "teacher_forced": [0.9, 0.4], "rollout": [0.6]}
     figures = [
-        plots.metric_bars(board(long_names), "t", META),
+        plots.metric_dots(board(long_names), "t", META),
         plots.loss_curves(curves, "t", META),
         plots.predictions([{"task": "t", "model": "gru", "samples": samples}], "t"),
     ]
@@ -82,11 +102,11 @@ def test_legends_cover_no_data_and_stay_inside_the_figure():
 
 def test_no_figure_without_a_metric_to_draw():
     nothing = pd.DataFrame({"model": ["rnn"], "test_loss": [float("nan")]})
-    assert plots.metric_bars(nothing, "t", META) is None
+    assert plots.metric_dots(nothing, "t", META) is None
 
 
 def test_svg_is_inline_and_keeps_text_as_text():
-    svg = plots.to_svg(plots.metric_bars(board(["rnn"]), "t", META))
+    svg = plots.to_svg(plots.metric_dots(board(["rnn"]), "t", META))
     assert svg.startswith("<svg") and "<text" in svg and "<?xml" not in svg
 
 

@@ -7,6 +7,7 @@ where a missing Ray is a failure: CI installs ``harness[ray]``.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -295,3 +296,83 @@ def test_a_node_with_another_plugin_version_is_refused_in_one_line(cluster, tmp_
     assert lines[0].startswith("error: plugin versions differ on Ray node 127.0.0.4 (")
     assert f"{FAKE_PLUGIN} is 2.0.0 there but 1.0.0 here" in lines[0]
     assert not list((out / "cells").glob("*.json"))
+
+
+# --- issue #20: sizes, joining, nodes that join late (more in tests/test_ray_hardening.py) ----
+
+
+@pytest.mark.slow
+def test_threads_beyond_the_largest_node_is_one_line(cluster, tmp_path):
+    """Two 1-CPU nodes make 2 CPUs, but a Ray task never spans nodes: `--threads 2` waited
+    forever. Now it is compared with the largest node."""
+    where = ["--executor", "ray", "--ray-address", cluster.address, "--no-timing"]
+    two_threads = [*GRID[:-1], "2"]  # GRID ends with --threads 1
+    env = driver_env(cluster, cluster.site)
+    result = harness_run(*two_threads, *where, "--out", str(tmp_path / "run"), env=env, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: a cell asks for 2 CPUs (--threads 2) but the largest Ray ")
+    assert "node has 1 (" in lines[0]
+
+
+@pytest.mark.slow
+def test_a_driver_without_the_clusters_token_is_one_line_at_once(cluster, tmp_path):
+    """Without RAY_AUTH_MODE it took 22 s and 20 lines of Ray's warnings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    started = time.monotonic()
+    where = ["--executor", "ray", "--ray-address", cluster.address, "--no-timing"]
+    result = subprocess.run(
+        [*HARNESS, *GRID, *where, "--out", str(tmp_path / "run")],
+        env={**env, "COLUMNS": "200", "RAY_ADDRESS": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: cannot join the Ray cluster at {cluster.address}: ")
+    assert "set RAY_AUTH_MODE=token" in lines[0]
+    assert elapsed < 20
+
+
+@pytest.mark.slow
+def test_a_node_joining_mid_run_with_another_plugin_version_is_refused(cluster, tmp_path):
+    """The preflight checks the nodes there when the run starts; one that joined later ran
+    cells with another plugin version. Now each worker checks before its first cell."""
+    out = tmp_path / "run"
+    seeds = GRID.index("--seeds") + 1
+    grid = [*GRID[:seeds], "15", *GRID[seeds + 1 :]]  # 30 cells: running when the node is up
+    where = ["--executor", "ray", "--ray-address", cluster.address, "--no-timing"]
+    driver = subprocess.Popen(
+        [*HARNESS, *grid, *where, "--out", str(out)],
+        env={**os.environ, "COLUMNS": "200", **driver_env(cluster, cluster.site)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    newer = fake_plugin(tmp_path / "site2", "2.0.0")
+    try:
+        deadline = time.monotonic() + 180
+        while not list((out / "cells").glob("*.json")):  # past the preflight
+            assert driver.poll() is None, driver.communicate()
+            assert time.monotonic() < deadline, "no cell finished"
+            time.sleep(0.1)
+        cluster.start_node("127.0.0.5", newer)
+        stdout, stderr = driver.communicate(timeout=240)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        if "127.0.0.5" in cluster.nodes:
+            cluster.kill("127.0.0.5")
+    assert driver.returncode == 2, (stdout, stderr)
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: plugin versions differ on Ray node 127.0.0.5 (")
+    assert f"{FAKE_PLUGIN} is 2.0.0 there but 1.0.0 here" in lines[0]
+    node = lines[0].split("(")[1].split(")")[0]  # the new node's id, first 8 digits
+    made = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
+    assert made and not [r for r in made if r["ray_node"].startswith(node)]
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"

@@ -14,7 +14,8 @@ from harness.grid.cells import Cell
 from harness.grid.runner import GridPlan, estimate_cost, run_grid, timing_specs
 from harness.report.tables import cells_frame
 from harness.storage.run_folder import RunFolder
-from harness.training.timing import TimingSpec, run_timing, summarize, time_pair
+from harness.training.timing import TimingSpec, summarize
+from harness.training.timing_phase import run_timing, time_pair
 
 
 def spec_for(registry, task: str, model: str, **overrides) -> TimingSpec:
@@ -54,22 +55,23 @@ def test_a_pair_that_cannot_be_built_records_its_error(registry):
 
 def test_timings_are_cached_in_the_run_folder_by_config(registry, tmp_path: Path):
     specs = [spec_for(registry, "hello", "rnn"), spec_for(registry, "hello", "gru")]
-    first = run_timing(specs, RunFolder(tmp_path), registry)
+    first = run_timing(specs, RunFolder(tmp_path), registry).records
     assert sorted(p.name for p in (tmp_path / "timing").iterdir()) == [
         "hello__gru.json",
         "hello__rnn.json",
     ]
     again = run_timing(specs, RunFolder(tmp_path), registry)
-    assert again == first  # read back, not timed again
+    assert again.records == first and again.timed == 0  # read back, not timed again
     changed = run_timing(
         [spec_for(registry, "hello", "rnn", hidden_size=8)], RunFolder(tmp_path), registry
-    )
+    ).records
     assert changed[0]["hidden_size"] == 8 and changed[0]["config_hash"] != first[0]["config_hash"]
     assert len(RunFolder(tmp_path).read_timings()) == 2
 
 
 def test_every_seed_of_a_pair_gets_its_timing_but_only_a_matching_one(registry, tmp_path):
-    timing = run_timing([spec_for(registry, "hello", "rnn")], RunFolder(tmp_path), registry)[0]
+    timing = run_timing([spec_for(registry, "hello", "rnn")], RunFolder(tmp_path), registry)
+    timing = timing.records[0]
     base = {"task": "hello", "model": "rnn", "device": "cpu", "batch_size": 1, "num_layers": 1}
     records = [
         {**base, "cell_id": "a", "seed": 0, "status": "ok", "hidden_size": 16},

@@ -12,6 +12,8 @@ import dataclasses
 import hashlib
 import json
 import platform
+import re
+import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -22,9 +24,23 @@ from harness.plugin_api.task import Recipe
 from harness.storage import status
 
 
-def cell_id(task: str, model: str, seed: int) -> str:
-    """The name a cell's files go by (cells/<id>.json, models/<id>.pt)."""
+def cell_id(task: str, model: str, seed: int, variant: str = "") -> str:
+    """The name a cell's files go by (cells/<id>.json, models/<id>.pt); ``variant``: a
+    sweep's variant as a file-name part (:func:`harness.settings.sweep.slug`)."""
+    if variant:
+        return f"{task}__{model}__{variant}__seed{seed}"
     return f"{task}__{model}__seed{seed}"
+
+
+def variant_label(variant: dict[str, Any]) -> str:
+    """How tables name a sweep's variant: ``hidden_size=32, mqar.length=64`` (empty: none)."""
+    return ", ".join(f"{name}={value}" for name, value in variant.items())
+
+
+def variant_slug(variant: dict[str, Any]) -> str:
+    """A variant as a safe part of a file name (no ``__``, which separates a cell id's parts)."""
+    text = ",".join(f"{name}={value}" for name, value in variant.items())
+    return re.sub(r"_{2,}", "_", re.sub(r"[^A-Za-z0-9._=,+-]", "_", text))
 
 
 @dataclass(frozen=True)
@@ -48,10 +64,20 @@ class Cell:
     until: float | None = None
     #: the model's options set with ``-o MODEL.FIELD=VALUE`` (the rest keep their defaults)
     model_options: dict[str, Any] = field(default_factory=dict)
+    #: with ``--sweep``: the swept names that apply to this cell and their values
+    variant: dict[str, Any] = field(default_factory=dict)
 
     @property
     def cell_id(self) -> str:
-        return cell_id(self.task, self.model, self.seed)
+        return cell_id(self.task, self.model, self.seed, self.variant_slug)
+
+    @property
+    def variant_label(self) -> str:
+        return variant_label(self.variant)
+
+    @property
+    def variant_slug(self) -> str:
+        return variant_slug(self.variant)
 
     def pair_key(self) -> str:
         """The cell less its seed, as text (the options are a dict): equal for the seeds of
@@ -72,7 +98,7 @@ class Cell:
             "model_plugin": self.model_plugin,
             "seed": self.seed,
             "recipe": {k: v for k, v in asdict(self.recipe).items() if k != "search"},
-            "device": self.device,
+            "device": device_kind(self.device),
             "select": self.select,
             "patience": self.patience,
             "until": self.until,
@@ -81,12 +107,30 @@ class Cell:
             "harness": __version__,
             "plugin_api": PLUGIN_API_VERSION,
             "torch": torch.__version__,
+            **({"variant": self.variant} if self.variant else {}),
         }
 
-    def config_hash(self) -> str:
-        """Hash of the full resolved config: a resume reuses a result only if this matches."""
-        text = json.dumps(self.config(), sort_keys=True, default=str)
+    def config_hash(self, device: str | None = None) -> str:
+        """Hash of the full resolved config: a resume reuses a result only if this matches.
+        ``device``: the device the cell ran on, for a cell given ``auto`` (with Ray each node
+        resolves it: a record made there is compared under the kind it got)."""
+        config = self.config()
+        if device is not None:
+            config["device"] = device_kind(device)
+        text = json.dumps(config, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=8)
+def device_kind(name: str) -> str:
+    """What of a device a cell's config hash holds: its kind (``cpu``, ``cuda``, ``mps``), not
+    its index, and ``auto`` resolved in this process (with Ray: on the node running the cell).
+    So a cell run with ``--device auto`` on Ray and with the pool on a CPU hash alike."""
+    if name == "auto":
+        from harness.training.device import resolve_device
+
+        return resolve_device("auto").type
+    return name.partition(":")[0]
 
 
 @lru_cache(maxsize=1)
@@ -118,6 +162,12 @@ def base_record(cell: Cell) -> dict[str, Any]:
         "select": cell.select,
         "patience": cell.patience,
         "until": cell.until,
+        **(
+            {"variant": cell.variant_label, "variant_slug": cell.variant_slug,
+             "sweep": dict(cell.variant)}  # fmt: skip
+            if cell.variant
+            else {}
+        ),
     }
 
 
@@ -129,8 +179,21 @@ def _started_record(cell: Cell) -> dict[str, Any]:
         threads=torch.get_num_threads(),
         torch_version=torch.__version__,
         python_version=platform.python_version(),
+        host=platform.node(),
+        **_ray_node(),
     )
     return record
+
+
+def _ray_node() -> dict[str, str]:
+    """``{"ray_node": id}`` in a process connected to Ray (a Ray worker), else nothing."""
+    ray = sys.modules.get("ray")
+    try:
+        if ray is not None and ray.is_initialized():
+            return {"ray_node": ray.get_runtime_context().get_node_id()}
+    except Exception:  # a partly imported or shut down Ray: the host is enough
+        pass
+    return {}
 
 
 def _outcome_into(record: dict[str, Any], outcome: Any, keep_weights: bool) -> None:
@@ -157,7 +220,7 @@ def execute_cell(cell: Cell, registry: Any = None, keep_weights: bool = False) -
     started = time.perf_counter()
     try:
         device = resolve_device(cell.device)
-        record["device_name"] = device_name(device)
+        record["device"], record["device_name"] = str(device), device_name(device)
         task = registry.tasks[cell.task].with_options(**cell.task_options)
         outcome = train_cell(
             task,
@@ -240,7 +303,7 @@ def _execute_together(
     records = []
     for cell, outcome in zip(cells, outcomes):
         record = _started_record(cell)
-        record["device_name"] = device_name(device)
+        record["device"], record["device_name"] = str(device), device_name(device)
         _outcome_into(record, outcome, keep_weights)
         record["wall_seconds"] = wall  # the group's wall time, shared out
         record["seeds_together"] = len(cells)

@@ -65,3 +65,28 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def keep_sigterm_handler() -> Iterator[None]:
+    """Put this process's SIGTERM handler back after the block.
+
+    ``ray.init`` replaces it (with ``sys.exit(15)``, and its C++ core adds a stack dump), so a
+    ``kill`` of a Ray run would skip what :func:`sigterm_as_interrupt` promises: connecting to
+    Ray happens inside this block. A SIGTERM that arrives within it (Ray's handler turns it
+    into ``SystemExit(15)``) goes to the handler that was there before. Only the main thread
+    may set handlers; elsewhere it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    except SystemExit as exc:
+        if exc.code == signal.SIGTERM and callable(previous):
+            previous(signal.SIGTERM, None)  # e.g. raises Terminated, as outside the block
+        raise
+    finally:
+        if previous is not None:  # None: set outside Python, cannot be put back
+            signal.signal(signal.SIGTERM, previous)

@@ -19,7 +19,10 @@ class CellLost(Exception):
 class Executor(Protocol):
     #: True when calls run in this process (they may then be given unpicklable objects).
     in_process: bool
-    #: How many calls are worth keeping in flight at once.
+    #: How many calls are worth keeping in flight at once: what the workers run at the same
+    #: time (a pool: its workers and one queued call). Read again before every round of
+    #: submissions, so it may change: Ray's follows the nodes there are. A tune sizes its
+    #: batches of trials by it, so a study sees results before it suggests more.
     capacity: int
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future: ...

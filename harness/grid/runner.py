@@ -40,6 +40,9 @@ class GridPlan:
     not_applicable: list[tuple[Cell, str]] = field(default_factory=list)
     #: with ``params``: task -> model -> the hidden size chosen and the parameter count it gives
     sizes: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    #: cells that fail before they run, with the one-line error naming the plugin at fault:
+    #: their task's shape, data, optimum or baselines raised, or their model's ``limits`` did
+    failed: list[tuple[Cell, str]] = field(default_factory=list)
 
 
 def plan_grid(
@@ -56,24 +59,31 @@ def plan_grid(
     params: int | None = None,
     until: Callable[[str, bool], float | None] | None = None,
     model_options: dict[str, dict[str, Any]] | None = None,
+    variant: Callable[[str, str], dict[str, Any]] | None = None,
 ) -> GridPlan:
     """Every cell of the grid. With ``params``, each model's hidden size is the one whose
     parameter count on that task is closest to ``params`` (a model that cannot be built keeps
-    the recipe's and fails in its cells, with its own error)."""
+    the recipe's and fails in its cells, with its own error). ``variant``: with a sweep, the
+    swept values that apply to a task x model's cells (they go into the cells' ids)."""
     plan = GridPlan()
     for task_name in tasks:
         options = task_options.get(task_name, {})
         task = registry.tasks[task_name].with_options(**options)
         recipe = dataclasses.replace(task.recipe, **recipe_overrides)  # None is a value here
         task_plugin = _distribution(registry, "task", task_name)
+        shape, broken = _guarded(registry, "task", task_name, "shape", getattr, task, "shape")
         for model_name in models:
             chosen = (model_options or {}).get(model_name, {})
             model = registry.models[model_name].with_options(**chosen)
-            reason = model.cannot_serve(task.shape)
+            reason, error = None, broken
+            if not error:
+                reason, error = _guarded(
+                    registry, "model", model_name, "limits()", model.cannot_serve, shape
+                )
             model_plugin = _distribution(registry, "model", model_name)
             sized = recipe
-            if params is not None and not reason:
-                sized = _sized(plan, task_name, model_name, model, task.shape, recipe, params)
+            if params is not None and not reason and not error:
+                sized = _sized(plan, task_name, model_name, model, shape, recipe, params)
             for seed in seeds:
                 cell = Cell(
                     task_name,
@@ -88,12 +98,32 @@ def plan_grid(
                     patience=patience,
                     until=until(task_name, task.higher_is_better) if until else None,
                     model_options=dict(chosen),
+                    variant=variant(task_name, model_name) if variant else {},
                 )
-                if reason:
+                if error:
+                    plan.failed.append((cell, error))
+                elif reason:
                     plan.not_applicable.append((cell, reason))
                 else:
                     plan.cells.append(cell)
     return plan
+
+
+def _guarded(
+    registry: Registry, kind: str, name: str, what: str, call: Callable[..., Any], *args: Any
+) -> tuple[Any, str]:
+    """``(call(*args), "")``, or ``(None, error)`` when a plugin's code raised in ``what``: one
+    line that names it, the plugin and its package, for the cells to fail with. A
+    ``ValueError`` (a bad option value) is the user's: it goes on, naming the task or model."""
+    try:
+        return call(*args), ""
+    except ValueError as exc:
+        raise ValueError(f"{kind} {name!r}: {exc}") from None
+    except Exception as exc:
+        origin = registry.origins.get((kind, name))
+        first = (str(exc).strip().splitlines() or [""])[0]
+        where = f" [{kind} plugin {origin}]" if origin else ""
+        return None, f"{what}: {type(exc).__name__}: {first}{where}"
 
 
 def _distribution(registry: Registry, kind: str, name: str) -> str:
@@ -133,6 +163,7 @@ def timing_specs(plan: GridPlan, threads: int) -> list[TimingSpec]:
             threads,
             cell.task_options,
             cell.model_options,
+            variant=cell.variant_slug,
         )
         specs.setdefault(spec.pair_id, spec)
     return list(specs.values())
@@ -180,7 +211,12 @@ def load_record(folder: RunFolder, cell: Cell) -> dict[str, Any] | None:
         record = folder.read_record(cell.cell_id)
     except UnreadableFile:
         return None
-    return record if record and record.get("config_hash") == cell.config_hash() else None
+    if not record:
+        return None
+    # "auto" (with Ray, resolved on each node): compared under the device the record ran on
+    ran_on = record.get("device") if cell.device == "auto" else None
+    ran_on = ran_on if isinstance(ran_on, str) and ran_on != "auto" else None
+    return record if record.get("config_hash") == cell.config_hash(ran_on) else None
 
 
 def _unreadable(folder: RunFolder, cell: Cell) -> BadFile | None:
@@ -222,6 +258,12 @@ def run_grid(
     ``registry``).
     """
     records: dict[str, dict[str, Any]] = {}
+    for cell, error in plan.failed:  # an earlier record made under the same config is kept
+        done = load_record(out, cell)
+        records[cell.cell_id] = done or failed_record(cell, error)
+        if done is None:
+            out.set_aside(cell.cell_id)
+            out.write_record(records[cell.cell_id])
     for cell, reason in plan.not_applicable:
         record = dict(base_record(cell), status=status.NOT_APPLICABLE, error=reason, curve=[])
         records[cell.cell_id] = record
@@ -241,7 +283,6 @@ def run_grid(
             records[cell.cell_id] = done
         else:
             pending.append(cell)
-    on_start(len(plan.cells), len(plan.cells) - len(pending))
     if changed:
         on_notice(f"{changed} cell(s) in {out.path} were made under other settings: rerunning them")
     if unreadable:
@@ -272,9 +313,18 @@ def run_grid(
     if cost is not None:
         units.sort(key=lambda unit: -sum(cost(cell) for cell in unit))
     feed.queue.extend(units)
-    if units:
-        drive(feed, start, registry=registry, save_models=save_models)
-    order = [c.cell_id for c, _ in plan.not_applicable] + [c.cell_id for c in plan.cells]
+    # started before the progress shows: a cluster that cannot be joined is one line, no bar
+    started = start() if units else None
+    try:
+        on_start(len(plan.cells), len(plan.cells) - len(pending))
+    except BaseException:  # Ctrl-C here: the executor is not drive's yet
+        if started is not None:
+            started.shutdown(cancel=True)
+        raise
+    if started is not None:
+        drive(feed, start, registry=registry, save_models=save_models, executor=started)
+    order = [c.cell_id for c, _ in plan.not_applicable + plan.failed]
+    order += [c.cell_id for c in plan.cells]
     return [records[cell_id] for cell_id in order]
 
 

@@ -31,3 +31,9 @@ def register_tasks(register: Callable[[object], None]) -> None:
 @hookspec
 def register_models(register: Callable[[object], None]) -> None:
     """Register models: call ``register(model)`` with a :class:`harness.Model` for each."""
+
+
+@hookspec
+def register_loggers(register: Callable[[object], None]) -> None:
+    """Register trackers (API 1.2): call ``register(logger)`` with a
+    :class:`harness.loggers.contract.Logger` for each; ``--log NAME`` picks them."""

@@ -18,10 +18,11 @@ from typing import Any
 
 import pluggy
 
+from harness.loggers.contract import Logger
 from harness.plugin_api import hookspecs
 from harness.plugin_api.model import Model
 from harness.plugin_api.names import name_problem
-from harness.plugin_api.task import DIRECTIONS, Recipe, Task, TaskShape
+from harness.plugin_api.task import DIRECTIONS, Recipe, Task, TaskShape, dataclass_problem
 
 ENTRY_POINT_GROUP = "harness"
 #: The distribution whose entry points are the built-ins: they load first, so a third-party
@@ -99,6 +100,7 @@ class Registry:
 
     tasks: dict[str, Task] = field(default_factory=dict)
     models: dict[str, Model] = field(default_factory=dict)
+    loggers: dict[str, Logger] = field(default_factory=dict)
     origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
     broken: list[BrokenPlugin] = field(default_factory=list)
     plugins: list[Origin] = field(default_factory=list)
@@ -255,8 +257,9 @@ def load_plugins(
     for hook_name, kind, expected in (
         ("register_tasks", "task", Task),
         ("register_models", "model", Model),
+        ("register_loggers", "logger", Logger),
     ):
-        table = registry.tasks if kind == "task" else registry.models
+        table: dict[str, Any] = getattr(registry, f"{kind}s")
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             origin = by_name[impl.plugin_name]
             offered: list[Any] = []
@@ -300,13 +303,12 @@ def _problem(item: Any, kind: str, expected: type) -> str | None:
     problem = name_problem(name)
     if problem is not None:
         return f"registered a {kind} with an invalid {problem}"
+    if kind == "logger" and not callable(item.open):
+        return f"logger {name!r}: open must be a function of the run's LogContext"
     if kind == "task":
-        undeclared = _undeclared_options(type(item))
-        if undeclared:
-            return (
-                f"task {name!r}: {type(item).__name__} declares {', '.join(undeclared)} but is "
-                "not decorated with @dataclass, so they would be no options: add @dataclass"
-            )
+        vanishing = dataclass_problem(type(item))  # the kit's rule and words
+        if vanishing:
+            return f"task {name!r}: {vanishing}"
         for attr, cls in (("shape", TaskShape), ("recipe", Recipe)):
             value = getattr(item, attr, None)
             if not isinstance(value, cls):
@@ -325,19 +327,6 @@ def _problem(item: Any, kind: str, expected: type) -> str | None:
                 f"not {directions!r}"
             )
     return None
-
-
-def _undeclared_options(cls: type) -> list[str]:
-    """Annotated fields of ``cls`` itself that are no dataclass fields (it lacks @dataclass)."""
-    import dataclasses
-
-    own = cls.__dict__.get("__annotations__", {})
-    fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
-    return [
-        key
-        for key, hint in own.items()
-        if key not in fields and "ClassVar" not in str(hint) and not key.startswith("_")
-    ]
 
 
 def _short_repr(item: Any) -> str:

@@ -322,8 +322,16 @@ class Task(ABC):
         return dataclasses.asdict(self)
 
     def with_options(self, **options: Any) -> Task:
-        """A copy with some options replaced; values given as strings are converted."""
-        return dataclasses.replace(self, **converted_options(self, f"task {self.name!r}", options))
+        """A copy with some options replaced; values given as strings are converted. A value
+        the task's own checks refuse is a ``ValueError`` naming the task and the options."""
+        subject = f"task {self.name!r}"
+        values = converted_options(self, subject, options)
+        try:
+            return dataclasses.replace(self, **values)
+        except (TypeError, ValueError) as exc:  # its __post_init__ refused a value
+            given = ", ".join(f"{key}={value!r}" for key, value in values.items())
+            label = "option" if len(values) == 1 else "options"
+            raise ValueError(f"{subject} {label} {given}: {exc}") from None
 
 
 def converted_options(owner: Any, subject: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -363,3 +371,32 @@ def _convert(text: str, kind: type) -> Any:
 
 def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
+
+
+def dataclass_problem(cls: type) -> str | None:
+    """Why the options of a :class:`Task` subclass would vanish, or ``None``.
+
+    Options are dataclass fields: in a class between ``cls`` and :class:`Task` that is not
+    decorated with ``@dataclass``, annotated options and new defaults are plain class
+    attributes, so ``-o`` cannot set them and they are left out of ``options()`` and the config
+    hash, silently. The plugin manager refuses such a task at registration and the conformance
+    kit fails it, both with this message.
+    """
+    import inspect
+
+    fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    for klass in cls.__mro__:
+        if klass is Task or klass is object:
+            break
+        if "__dataclass_fields__" in klass.__dict__:  # decorated: its own fields are real
+            continue
+        hints = inspect.get_annotations(klass)
+        options = [n for n, hint in hints.items() if "ClassVar" not in str(hint)]
+        options += [n for n in fields if n in klass.__dict__ and n not in options]
+        if options:
+            return (
+                f"{klass.__name__} is not a @dataclass: {', '.join(options)} would be options, "
+                "but -o cannot set them and options() leaves them out; decorate it with "
+                "@dataclasses.dataclass"
+            )
+    return None

@@ -4,14 +4,22 @@ A change is flagged only where the statistics say so *and* it is large enough to
 95% interval of the difference of the seed means (Welch) must exclude zero, and the relative
 change must pass a threshold. With one seed there is no interval, so nothing is flagged on
 quality (the table says so); a cell that finished in A but failed or diverged in B is always a
-regression. Speed is timed once per task x model pair (its seeds share the figure), so it is
-judged once per pair, from the timing quartiles (``<column>_q1`` / ``<column>_q3``): flagged
-when the quartile ranges do not overlap and the ratio passes the threshold.
+regression.
+
+Speed is timed once per task x model pair (its seeds share the figure), so it is judged once
+per pair. Absolute figures taken at different moments differ with the machine (a shared box
+drifts 1.5-2.5x), so where both runs have them, speed is judged by each pair's ratio to its
+task's reference pair, timed side by side in interleaved rounds (``*_speed_vs_ref``): the
+change of a pair's ratio from A to B, divided by the median change over the task's pairs (so a
+slower reference, which moves every other ratio the same way, shows as the reference's own
+change). Flagged when that change passes the threshold and the quartile ranges of the ratios
+do not overlap. Runs without ratios fall back to the absolute figures' quartiles.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +32,17 @@ from harness.storage.escape import md_code, md_table, md_text
 from harness.storage.status import BROKEN, OK
 
 #: Speed columns compared (higher is faster), with how the tables label them.
-SPEED = {"train_throughput": "train speed", "infer_throughput": "inference speed"}
+SPEED = {
+    "train_throughput": "train speed",
+    "infer_throughput": "inference speed",
+    "gen_tokens_per_s": "generation speed",
+}
+#: The ratio to the task's reference pair that judges each speed column where both runs have it.
+RELATIVE = {
+    "train_throughput": "train_speed_vs_ref",
+    "infer_throughput": "infer_speed_vs_ref",
+    "gen_tokens_per_s": "gen_speed_vs_ref",
+}
 FINISHED = OK
 KEY = ["task", "model", "seed"]
 
@@ -125,12 +143,14 @@ def compare(
     )
     metas = {**a.metas, **b.metas}
     quality_rows, speed_rows, cell_rows = [], [], []
-    no_interval = False
+    no_interval = relative_used = False
     for task, meta in metas.items():
         metric, up = meta.primary_metric, meta.higher_is_better
         ok_a = ca[(ca["task"] == task) & (ca["status"] == FINISHED)]
         ok_b = cb[(cb["task"] == task) & (cb["status"] == FINISHED)]
         models = list(dict.fromkeys([*ok_a["model"], *ok_b["model"]]))
+        speeds = task_speeds(ok_a, ok_b, models, speed_threshold)
+        relative_used |= any(j[3].startswith("ratio") for v in speeds.values() for j in v.values())
         for model in models:
             va = _numbers(ok_a[ok_a["model"] == model], metric)
             vb = _numbers(ok_b[ok_b["model"] == model], metric)
@@ -158,25 +178,19 @@ def compare(
                 }
             )
             row: dict[str, Any] = {"task": task, "model": model}
-            for column, name in SPEED.items():  # one timing per pair, shared by its seeds
-                (sa, *spread_a), (sb, *spread_b) = (
-                    _pair_speed(ok_a[ok_a["model"] == model], column),
-                    _pair_speed(ok_b[ok_b["model"] == model], column),
-                )
-                if math.isnan(sa) and math.isnan(sb):
-                    continue
-                ssaid = speed_verdict(sa, sb, (*spread_a, *spread_b), speed_threshold)
+            for name, judged in speeds.get(model, {}).items():
+                sa, sb, ssaid, how = judged
                 if ssaid == "slower":
                     result.regressions.append(
                         f"{task} × {model}: {name} {format_value(sa, whole=True)} -> "
-                        f"{format_value(sb, whole=True)} (timing quartiles do not overlap)"
+                        f"{format_value(sb, whole=True)} ({how})"
                     )
                 row[f"{name} A"] = format_value(sa, whole=True)
                 row[f"{name} B"] = format_value(sb, whole=True)
                 row[f"{name} ratio"] = _ratio(sa, sb)
                 row[f"{name} verdict"] = ssaid
             speed_rows.append(row)
-        cell_rows += _cell_rows(ca, cb, task, metric, up, speed_threshold, result)
+        cell_rows += _cell_rows(ca, cb, task, metric, up, speeds, result)
     result.models = one_notation(pd.DataFrame(quality_rows))
     result.speed = one_notation(pd.DataFrame(speed_rows).astype(object).fillna(""))
     result.cells = one_notation(pd.DataFrame(cell_rows).astype(object).fillna(""))
@@ -189,7 +203,66 @@ def compare(
         f"flagged only when the 95% interval of the change excludes zero and the change is at "
         f"least {threshold:.0%} (quality) or {speed_threshold:.0%} (speed)"
     )
+    if relative_used:
+        result.notes.append(
+            "speed judged by each pair's ratio to its task's reference pair (timed side by "
+            "side), relative to the median change of the task's pairs; the absolute figures "
+            "are shown beside it"
+        )
+    for run, name in ((a, "A"), (b, "B")):
+        timing = run.info.get("timing") or {}
+        if timing.get("unstable"):
+            result.notes.append(f"{name}'s speed figures are unstable: {timing['unstable_reason']}")
     return result
+
+
+def task_speeds(
+    ok_a: pd.DataFrame, ok_b: pd.DataFrame, models: list[str], threshold: float
+) -> dict[str, dict[str, tuple[float, float, str, str]]]:
+    """Each model's speed verdicts on a task: label -> (A's figure, B's figure, verdict, how
+    it was judged). By ratios to the reference where both runs have them for a column, else
+    by the absolute figures' quartiles."""
+    judged: dict[str, dict[str, tuple[float, float, str, str]]] = {m: {} for m in models}
+    for column, name in SPEED.items():
+        ratio_column = RELATIVE[column]
+        ratios = {
+            m: (
+                _pair_speed(ok_a[ok_a["model"] == m], ratio_column),
+                _pair_speed(ok_b[ok_b["model"] == m], ratio_column),
+            )
+            for m in models
+        }
+        changes = [rb[0] / ra[0] for ra, rb in ratios.values() if _finite(ra[0], rb[0])]
+        norm = statistics.median(changes) if changes else math.nan
+        for model in models:
+            sa, *spread_a = _pair_speed(ok_a[ok_a["model"] == model], column)
+            sb, *spread_b = _pair_speed(ok_b[ok_b["model"] == model], column)
+            if math.isnan(sa) and math.isnan(sb):
+                continue
+            ra, rb = ratios[model]
+            if _finite(ra[0], rb[0], norm) and norm > 0:
+                said = speed_verdict(ra[0], rb[0] / norm, (ra[1], ra[2], rb[1] / norm,
+                                     rb[2] / norm), threshold)  # fmt: skip
+                how = (
+                    f"ratio to {_reference(ok_b, model)} {ra[0]:.2f} -> {rb[0]:.2f}, "
+                    f"{rb[0] / ra[0] / norm:.2f}x after the task's median change {norm:.2f}"
+                )
+            else:
+                said = speed_verdict(sa, sb, (*spread_a, *spread_b), threshold)
+                how = "timing quartiles do not overlap"
+            judged[model][name] = (sa, sb, said, how)
+    return judged
+
+
+def _finite(*values: float) -> bool:
+    return all(not math.isnan(v) and not math.isinf(v) for v in values)
+
+
+def _reference(frame: pd.DataFrame, model: str) -> str:
+    rows = frame[frame["model"] == model]
+    if "speed_reference" in rows and not rows["speed_reference"].dropna().empty:
+        return str(rows["speed_reference"].dropna().iloc[0])
+    return "the reference"
 
 
 def _cell_rows(
@@ -198,7 +271,7 @@ def _cell_rows(
     task: str,
     metric: str,
     up: bool,
-    speed_threshold: float,
+    speeds: dict[str, dict[str, tuple[float, float, str, str]]],
     result: Comparison,
 ) -> list[dict[str, Any]]:
     rows = []
@@ -219,11 +292,8 @@ def _cell_rows(
             f"{metric} B": format_value(vb),
             "change": _relative(vb - va, va),
         }
-        for column, label in SPEED.items():  # the pair's timing: its verdict is the model's
-            sa, sb = _number(cell.get(f"{column}_a")), _number(cell.get(f"{column}_b"))
-            spread = [_number(cell.get(f"{column}_{q}_{s}")) for s in "ab" for q in ("q1", "q3")]
-            said = speed_verdict(sa, sb, spread, speed_threshold)
-            tag = f" {said}" if said in ("slower", "faster") else ""
+        for label, (sa, sb, said, _) in speeds.get(cell["model"], {}).items():
+            tag = f" {said}" if said in ("slower", "faster") else ""  # the pair's verdict
             row[f"{label} ratio"] = _ratio(sa, sb) + tag
         rows.append(row)
     return rows

@@ -68,6 +68,30 @@ def notation(values: list[float], whole: bool = False) -> str:
     return ".4f"
 
 
+def _half_spec(halves: list[float], spec: str) -> str:
+    """The notation of a column's ``± half`` parts: the values' own where it shows every half
+    (``0.0203 ± 0.0081``, not ``0.0203 ± 8.12e-03``; ``2 ± 0``), else one of their own."""
+    if not halves or not any(halves):
+        return spec  # "2 ± 0", not "2 ± 0.0000"
+    if spec == ".4f" and all(h == 0 or abs(h) >= 5e-5 for h in halves):
+        return spec  # every half shows at least one digit in four decimals
+    return notation(halves)
+
+
+def format_setting(value: Any) -> str:
+    """A hyperparameter or setting (``lr``, ``weight_decay``, ``hidden_size``) as every table
+    writes it: three significant digits for a float (``0.005``, ``1e+06``), an integer as it is.
+    The leaderboard's hyperparameters column, the report's per-model settings and the recipe
+    all use it, so ``lr`` reads the same wherever it appears."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e6:
+        return str(int(value)) if value else "0"
+    return f"{value:.3g}"
+
+
 def one_notation(table: pd.DataFrame) -> pd.DataFrame:
     """Re-format every all-numeric column of a table of strings in a single notation.
 
@@ -85,7 +109,7 @@ def one_notation(table: pd.DataFrame) -> pd.DataFrame:
         whole = all(_WHOLE.match(c.strip()) for c, p in zip(cells, parsed) if p)
         spec = notation([p[0] for p in parsed if p], whole)
         halves = [p[1] for p in parsed if p and p[1] is not None]
-        half_spec = notation(halves) if halves else spec
+        half_spec = _half_spec(halves, spec)
         out = []
         for p in parsed:
             if p is None:

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from harness.report.formatting import format_value, one_notation
+from harness.report.formatting import format_setting, format_value, one_notation
 from harness.report.meta import TaskMeta
 from harness.storage.escape import md_code, md_table, md_text
-from harness.storage.status import OK
+from harness.storage.status import BROKEN, DIVERGED, NOT_APPLICABLE, OK
 from harness.training.timing import TIMING_COLUMNS
 
 #: Test metrics shown in every leaderboard, with their validation and training counterparts.
@@ -27,8 +28,14 @@ SHOWN = [
     ("test_perplexity", "val_perplexity", "train_perplexity"),
     ("test_accuracy", "val_accuracy", "train_accuracy"),
 ]
-#: Speed figures from the timing phase (median and interquartile range of timed rounds).
-SPEED = ["train_throughput", "infer_throughput", "train_ms_per_batch", "infer_ms_per_batch"]
+#: Speed figures from the timing phase (median and interquartile range of timed rounds), in
+#: the order they are shown; a run shows those its timing records have (a tune or an older run
+#: may have none, or no ratios to a reference model).
+SPEED = [
+    "train_throughput", "infer_throughput", "gen_tokens_per_s",
+    "train_speed_vs_ref", "infer_speed_vs_ref", "gen_speed_vs_ref",
+    "train_ms_per_batch", "infer_ms_per_batch", "gen_ms_per_token",
+]  # fmt: skip
 #: Taken once per model, not averaged over seeds: every seed of a pair shares its timing.
 _PER_PAIR = set(TIMING_COLUMNS)
 
@@ -79,7 +86,12 @@ def aggregate(cells: pd.DataFrame, task: str, meta: TaskMeta) -> pd.DataFrame:
             row[column], row[f"{column}_ci95"], row[f"{column}_n"] = mean, half, n
         for column in ok.columns:
             if column in _PER_PAIR:
-                row[column] = pd.to_numeric(group[column], errors="coerce").median()
+                values = group[column].dropna()
+                numbers = pd.to_numeric(values, errors="coerce")
+                if len(values) and numbers.isna().all():  # a label (the speed reference)
+                    row[column] = values.iloc[0]
+                else:
+                    row[column] = numbers.median()
             if column.startswith("task_") and column not in numeric:
                 values = group[column].dropna().tolist()
                 row[column] = _summarize_labels(values)
@@ -92,8 +104,9 @@ def aggregate(cells: pd.DataFrame, task: str, meta: TaskMeta) -> pd.DataFrame:
     frame["rank"] = [_rank(frame, i, primary, higher) for i in range(len(frame))]
     counts = frame["rank"].value_counts()
     frame["separable"] = frame["rank"].map(lambda r: counts[r] == 1)
-    for metric, best in meta.optimum.items():
+    for metric in meta.optimum:
         better_up = higher_is_better(metric, meta)
+        best = optimum_for(meta, metric).value
         if metric in frame and better_up is not None:  # no direction known: no gap, no guess
             # positive: how far the model is from the best achievable
             worse = frame[metric] < best if better_up else frame[metric] > best
@@ -108,6 +121,98 @@ def aggregate(cells: pd.DataFrame, task: str, meta: TaskMeta) -> pd.DataFrame:
 
 #: A model whose parameter count is further than this from the others' median is flagged.
 SIZE_TOLERANCE = 0.10
+
+
+@dataclass(frozen=True)
+class Optimum:
+    """The figure a gap is measured against: the task's expected optimum, or a baseline's
+    realized score where one beats it on the same test data (``realized_by`` names it)."""
+
+    value: float
+    expected: float
+    realized_by: str | None = None
+
+
+def optimum_for(meta: TaskMeta, metric: str) -> Optimum:
+    """The best achievable ``metric`` to measure a gap against.
+
+    A task's optimum is an expectation (the Bayes predictor's expected accuracy); a baseline
+    evaluated on the very test data can land beyond it by the luck of the draw, as the
+    Bayes filter does on consecutive. A baseline beyond the expected optimum can only be such a
+    realization, so it is the optimum of this test set and the gap is measured against it.
+    """
+    expected = float(meta.optimum[metric])
+    better_up = higher_is_better(metric, meta)
+    best = Optimum(expected, expected)
+    if better_up is None:
+        return best
+    for baseline in meta.baselines:
+        value = baseline.metrics.get(metric)
+        if value is None or pd.isna(value):
+            continue
+        if (value > best.value) if better_up else (value < best.value):
+            best = Optimum(float(value), expected, baseline.name)
+    return best
+
+
+def realized_optima(meta: TaskMeta) -> dict[str, Optimum]:
+    """The metrics on which a baseline beats the expected optimum, with that optimum."""
+    found = {metric: optimum_for(meta, metric) for metric in meta.optimum}
+    return {metric: best for metric, best in found.items() if best.realized_by is not None}
+
+
+def optimum_notes(meta: TaskMeta) -> list[str]:
+    """Why the best achievable sits below a baseline: one sentence per baseline that beats
+    the expected optimum, naming the metrics and both figures."""
+    by_baseline: dict[str, list[str]] = {}
+    for metric, best in realized_optima(meta).items():
+        figures = f"{metric} {format_value(best.value)} vs {format_value(best.expected)}"
+        by_baseline.setdefault(str(best.realized_by), []).append(figures)
+    return [
+        f"{name} scores beyond the expected best achievable ({'; '.join(figures)}): the best "
+        f"achievable is an expectation over test sets and {name} the optimum realized on this "
+        "one, so the gaps are measured against it."
+        for name, figures in by_baseline.items()
+    ]
+
+
+#: A cell whose test loss is more than this many times the worst baseline's has diverged,
+#: however finite its numbers: ``--lr 1e6`` on sine gives losses of 1e11.
+DIVERGE_FACTOR = 1000.0
+
+
+def mark_diverged(cells: pd.DataFrame, metas: dict[str, TaskMeta]) -> pd.DataFrame:
+    """``cells`` with each finished cell whose loss is far above every baseline's marked
+    ``diverged`` (with the reason as its error), so no table ranks it.
+
+    Decided here, from the baselines in run.json, rather than in the training loop: the loop
+    sees no baseline (the session computes them for the report), a finite loss is a legal
+    result there, and a run folder written before this rule reads the same way. The cell's
+    record on disk keeps ``ok`` and its figures.
+    """
+    if cells.empty or "test_loss" not in cells:
+        return cells
+    marked = None
+    for task, meta in metas.items():
+        losses = [b.metrics.get("test_loss") for b in meta.baselines]
+        losses = [float(v) for v in losses if v is not None and not pd.isna(v) and v > 0]
+        if not losses:
+            continue
+        worst = max(losses)
+        worst_name = next(b.name for b in meta.baselines if b.metrics.get("test_loss") == worst)
+        loss = pd.to_numeric(cells["test_loss"], errors="coerce")
+        far = (cells["task"] == task) & (cells["status"] == OK) & (loss > DIVERGE_FACTOR * worst)
+        if not far.any():
+            continue
+        marked = cells.copy() if marked is None else marked
+        for index in cells.index[far]:
+            marked.at[index, "status"] = DIVERGED
+            marked.at[index, "error"] = (
+                f"test_loss {float(loss[index]):.3g} is more than "
+                f"{DIVERGE_FACTOR:,.0f}x the worst baseline's ({worst_name}: "
+                f"{format_value(worst)}): diverged, not ranked"
+            )
+    return cells if marked is None else marked
 
 
 def _flag_sizes(frame: pd.DataFrame) -> None:
@@ -264,10 +369,7 @@ def tuning_notes(meta: TaskMeta) -> list[str]:
 
 
 def _params_text(params: dict[str, Any]) -> str:
-    def value(v: Any) -> str:
-        return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-    return ", ".join(f"{NAMED_FIELDS.get(k, k)} {value(v)}" for k, v in params.items())
+    return ", ".join(f"{NAMED_FIELDS.get(k, k)} {format_setting(v)}" for k, v in params.items())
 
 
 def _primary_first(shown: dict[str, str], primary: str, beside: list[str]) -> dict[str, str]:
@@ -325,15 +427,56 @@ def _fmt_spread(row: pd.Series, column: str, compact: bool) -> str:
     return f"{text} [{format_value(q1, whole=whole)}, {format_value(q3, whole=whole)}]"
 
 
+#: The leaderboard's column groups in the order the report shows them: the test figures
+#: always, each of the others behind a toggle of its own.
+GROUPS = {
+    "test": "test figures",
+    "fit": "validation and training",
+    "speed": "speed",
+    "details": "size and recipe",
+}
+_FIT = ("val", "train", "best_epoch")
+_DETAILS = ("params", "params_vs_median", "recipe", "hyperparameters")
+
+
+def column_group(column: str, meta: TaskMeta) -> str:
+    """Which of :data:`GROUPS` a leaderboard column (as :func:`display_table` labels it)
+    belongs to."""
+    speed_units = (" tokens/s", " steps/s")
+    if column in SPEED or column.endswith(speed_units) or column in _SPEED_EXTRA:
+        return "speed"
+    if column in _DETAILS:
+        return "details"
+    if column in _FIT or column.startswith(("val_", "train_")):
+        return "fit"
+    if column.startswith("gap_to_best_") and column != f"gap_to_best_{meta.primary_metric}":
+        return "details"
+    return "test"
+
+
+#: Speed columns besides the timed figures: the cells' own training time, the unstable flag.
+_SPEED_EXTRA = ("train_wall_seconds", "speed_unstable")
+
+
+def speed_columns(frame: pd.DataFrame) -> list[str]:
+    """The timing phase's figures this leaderboard has (none for a run without timings)."""
+    return [c for c in SPEED if c in frame and frame[c].notna().any()]
+
+
 def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) -> pd.DataFrame:
     """The leaderboard as strings: test beside validation and train, gap to optimum, the
     selected epoch, speed, extras.
 
     ``compact`` (the terminal view) keeps the primary metric with its validation and training
-    counterparts, the gap, the task's own flags and short labels, and training speed; the
-    markdown file has every column.
+    counterparts, the perplexity of a token task, the gap, the task's own flags and short
+    labels, and training speed; the markdown file has every column. Speed columns appear only
+    where the timing phase left figures (a tune's final cells may have none).
     """
     primary = meta.primary_metric
+    timed = speed_columns(frame)
+    if compact:
+        timed = [c for c in timed if c == "train_throughput"]
+    unstable = "speed_unstable" in frame and frame["speed_unstable"].fillna(0).astype(bool).any()
     rows = []
     for _, row in frame.iterrows():
         shown: dict[str, str] = {
@@ -342,12 +485,18 @@ def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) ->
         }
         beside = []  # the primary's validation and training figures, shown right after it
         for test, val, train in SHOWN:
-            if test in row and not pd.isna(row.get(test)) and (not compact or test == primary):
-                labels = ("val", "train") if compact else (val, train)
-                shown[test] = format_value(row[test], row.get(f"{test}_ci95"))
-                shown[labels[0]] = format_value(row.get(val), row.get(f"{val}_ci95"))
-                shown[labels[1]] = format_value(row.get(train), row.get(f"{train}_ci95"))
-                beside += list(labels) if test == primary else []
+            if test not in row or pd.isna(row.get(test)):
+                continue
+            perplexity = test == "test_perplexity" and meta.input_kind == "tokens"
+            if compact and test != primary:
+                if perplexity:  # a token task's terminal view shows perplexity too
+                    shown[test] = format_value(row[test], row.get(f"{test}_ci95"))
+                continue
+            labels = ("val", "train") if compact else (val, train)
+            shown[test] = format_value(row[test], row.get(f"{test}_ci95"))
+            shown[labels[0]] = format_value(row.get(val), row.get(f"{val}_ci95"))
+            shown[labels[1]] = format_value(row.get(train), row.get(f"{train}_ci95"))
+            beside += list(labels) if test == primary else []
         if primary.startswith("task_") and f"val_{primary}" in row:
             label = "val" if compact else f"val_{primary.removeprefix('task_')}"
             shown[label] = format_value(row[f"val_{primary}"], row.get(f"val_{primary}_ci95"))
@@ -365,32 +514,35 @@ def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) ->
                 value = format_value(row[column], row.get(f"{column}_ci95"), whole)
                 if not compact or len(value) <= 24:
                     shown[column_label(column)] = value
-        if not compact or any(frame["recipe"] != DEFAULT_ORIGIN):
-            shown["recipe"], shown["hyperparameters"] = row["recipe"], row["hyperparameters"]
-        unit = "tokens/s" if meta.input_kind == "tokens" else "steps/s"
-        for column in ["params", *SPEED] if not compact else ["params", "train_throughput"]:
-            label = column.replace("_throughput", f" {unit}") if compact else column
-            if column == "params":
-                shown[label] = format_value(row.get(column), whole=True)
-            else:
-                shown[label] = _fmt_spread(row, column, compact)
-            if column == "params" and not compact:
-                shown["train_wall_seconds"] = format_value(
-                    row.get("train_seconds"), row.get("train_seconds_ci95")
-                )
-            if column == "params" and row.get("size_flagged") is True:
-                shown[label] += " !"  # more than 10% from the others' median
-            if column == "params" and not compact and "params_vs_median" in row:
-                shown["params_vs_median"] = f"{row['params_vs_median']:+.0%}"
         if not pd.isna(row.get("p_beats_next", math.nan)):
             low, high = row["p_beats_next_low"], row["p_beats_next_high"]
             shown["P(beats next)"] = f"{row['p_beats_next']:.2f}" + (
                 "" if compact else f" [{low:.2f}, {high:.2f}]"
             )
         shown["n"] = str(int(row.get(f"{primary}_n", 0)))
+        if not compact or any(frame["recipe"] != DEFAULT_ORIGIN):
+            shown["recipe"], shown["hyperparameters"] = row["recipe"], row["hyperparameters"]
+        shown["params"] = format_value(row.get("params"), whole=True)
+        if row.get("size_flagged") is True:
+            shown["params"] += " !"  # more than 10% from the others' median
+        if not compact and "params_vs_median" in row:
+            shown["params_vs_median"] = f"{row['params_vs_median']:+.0%}"
+        unit = "tokens/s" if meta.input_kind == "tokens" else "steps/s"
+        for column in timed:
+            label = column.replace("_throughput", f" {unit}") if compact else column
+            shown[label] = _fmt_spread(row, column, compact)
+        if not compact and "train_seconds" in row and not pd.isna(row.get("train_seconds")):
+            shown["train_wall_seconds"] = format_value(
+                row.get("train_seconds"), row.get("train_seconds_ci95")
+            )
+        if unstable and not compact:  # the terminal's verdict under the table says it
+            shown["speed_unstable"] = "yes" if row.get("speed_unstable") else ""
         rows.append(_primary_first(shown, primary, beside))
-    columns = list(rows[0]) if rows else ["rank", "model"]
+    columns = list(dict.fromkeys(c for r in rows for c in r)) if rows else ["rank", "model"]
+    realized = realized_optima(meta)
     for label, metrics in meta.references:
+        if label == "(best achievable)" and realized:
+            label = "(best achievable, expected)"  # a baseline realizes more on this test set
         named = {column_label(k): v for k, v in metrics.items()}  # as the columns show
         shown = {k: format_value(v) for k, v in named.items() if k in columns}
         if shown:
@@ -409,12 +561,80 @@ def scored_text(scored_steps: int | None) -> str:
     )
 
 
-def markdown(cells: pd.DataFrame, metas: dict[str, TaskMeta]) -> str:
-    """The whole leaderboard document: one section per task, then cells that did not finish."""
+def split_unfinished(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cells that ran and broke (failed, diverged), and apart from them the cells that were
+    never run because the model cannot serve the task (not applicable)."""
+    broken = cells[cells["status"].isin(BROKEN)]
+    return broken, cells[cells["status"] == NOT_APPLICABLE]
+
+
+def unfinished_markdown(cells: pd.DataFrame) -> list[str]:
+    """The leaderboard document's closing sections: the cells that did not finish, then the
+    pairs that do not apply (one line per pair, not per seed)."""
+    broken, skipped = split_unfinished(cells)
+    parts: list[str] = []
+    if not broken.empty:
+        parts += ["## Cells that did not finish", ""]
+        parts += [md_table(broken[["task", "model", "seed", "status", "error"]]), ""]
+    if not skipped.empty:
+        parts += ["## Not applicable (never run)", ""]
+        pairs = skipped.drop_duplicates(["task", "model"])
+        parts += [md_table(pairs[["task", "model", "error"]].rename(columns={"error": "why"}))]
+        parts.append("")
+    return parts
+
+
+def speed_text(frame: pd.DataFrame, timing: dict[str, Any], task: str) -> str:
+    """What the speed columns of a leaderboard are, and how steady the machine was; empty
+    when the board has none (``--no-timing``, a tune)."""
+    if frame.empty or not speed_columns(frame):
+        return ""
+    text = (
+        " Speed columns come from a timing phase of their own, before any cell ran (each "
+        "pair's training step, inference step and generation, the rounds interleaved across "
+        "the task's pairs): median [interquartile range] of the timed rounds."
+    )
+    reference = (timing.get("references") or {}).get(task)
+    if reference:
+        text += (
+            f" `*_speed_vs_ref`: speed as a multiple of {reference}'s, from rounds timed "
+            "side by side."
+        )
+    if timing.get("unstable"):
+        text += f" Speed is marked unstable: {timing.get('unstable_reason', '')}."
+    elif timing.get("noise"):
+        text += " The load, steal time and a reference kernel said the machine was steady."
+    return text
+
+
+def markdown(
+    cells: pd.DataFrame,
+    metas: dict[str, TaskMeta],
+    units: list[tuple[str, str, TaskMeta, pd.DataFrame]] | None = None,
+    timing: dict[str, Any] | None = None,
+) -> str:
+    """The whole leaderboard document: one section per task (with a sweep: per variant,
+    ``units`` = (task, variant, metadata, its cells)), then cells that did not finish.
+    ``timing``: run.json's timing section (its reference models, whether it was unstable).
+
+    A task's table holds plugin text (a baseline's name, a string metric): ``&``, ``<`` and
+    ``>`` in it become character references, so a ``<script>`` there shows as text in a
+    renderer that passes HTML through, as report.html and the CSV keep it inert."""
+
+    def inert(frame: pd.DataFrame) -> pd.DataFrame:
+        def text(value: Any) -> Any:
+            if not isinstance(value, str):
+                return value
+            return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+        return frame.astype(object).map(text).rename(columns=text)
+
     parts = ["# Leaderboard", ""]
-    for task, meta in metas.items():
-        frame = aggregate(cells, task, meta)
-        parts += [f"## {task}", "", md_text(meta.description), ""]
+    units = units if units is not None else [(t, "", m, cells) for t, m in metas.items()]
+    for task, variant, meta, unit_cells in units:
+        frame = aggregate(unit_cells, task, meta)
+        title = f"{task} [{variant}]" if variant else task
+        parts += [f"## {md_text(title)}", "", md_text(meta.description), ""]
         parts += [
             f"Ranked by `{meta.primary_metric}` on the test split ({meta.direction} is better), "
             "evaluated once per cell at the epoch selected on validation (`best_epoch`: the "
@@ -427,16 +647,14 @@ def markdown(cells: pd.DataFrame, metas: dict[str, TaskMeta]) -> str:
             "probability that a seed of this model beats a seed of the next one down, with its "
             "95% bootstrap interval (two seeds or more). `!` after `params`: more than "
             f"{SIZE_TOLERANCE:.0%} from the other models' median (compare sizes with `--params`). "
-            "Rows in parentheses are trivial baselines and the best achievable figures. "
-            "Speed columns come from a timing phase of their own (each pair's training and "
-            "inference step on one batch, with nothing else running): median [interquartile "
-            "range] of the timed rounds; `train_wall_seconds` is the cells' training wall time.",
+            "Rows in parentheses are trivial baselines and the best achievable figures."
+            + speed_text(frame, timing or {}, task),
             "",
         ]
         if frame.empty:
             parts += ["No finished cells.", ""]
         else:
-            parts += [md_table(one_notation(display_table(frame, meta))), ""]
+            parts += [md_table(inert(one_notation(display_table(frame, meta)))), ""]
         directions = meta.metric_directions
         for name, text in meta.metric_descriptions.items():
             better = f" ({directions[name]} is better)" if name in directions else ""
@@ -446,9 +664,5 @@ def markdown(cells: pd.DataFrame, metas: dict[str, TaskMeta]) -> str:
                 parts.append(f"- {md_code(f'({baseline.name})')}: {md_text(baseline.description)}")
         parts += tuning_notes(meta)
         parts.append("")
-    unfinished = cells[cells["status"] != OK]
-    if not unfinished.empty:
-        parts += ["## Cells that did not finish", ""]
-        table = unfinished[["task", "model", "seed", "status", "error"]]
-        parts += [md_table(table), ""]
+    parts += unfinished_markdown(cells)  # failures, then (apart) the pairs that do not apply
     return "\n".join(parts)

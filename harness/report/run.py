@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -14,8 +16,14 @@ from harness.report import ranking
 from harness.report.formatting import one_notation
 from harness.report.meta import TaskMeta, read_metas
 from harness.report.tables import cells_frame
+from harness.report.verdict import Verdict, verdict
 from harness.storage.run_folder import BadFile, RunFolder
 from harness.storage.status import UNFINISHED
+
+
+def unit_name(task: str, variant: str) -> str:
+    """How a task's variant is named in every table and heading."""
+    return f"{task} [{variant}]" if variant else task
 
 
 @dataclass(frozen=True)
@@ -25,11 +33,18 @@ class Leaderboard:
     task: str
     meta: TaskMeta
     frame: pd.DataFrame
+    #: with a sweep: the variant this board ranks (``hidden_size=32, mqar.length=64``)
+    variant: str = ""
+
+    @property
+    def name(self) -> str:
+        """The task, and with a sweep its variant: ``mqar [hidden_size=32]``."""
+        return unit_name(self.task, self.variant)
 
     @property
     def title(self) -> str:
         return (
-            f"{self.task}: ranked by {self.meta.primary_metric} ({self.meta.direction} is better)"
+            f"{self.name}: ranked by {self.meta.primary_metric} ({self.meta.direction} is better)"
         )
 
     @property
@@ -85,7 +100,9 @@ class LoadedRun:
 
     @cached_property
     def cells(self) -> pd.DataFrame:
-        return cells_frame(self.records, self.timings)
+        """One row per cell; a finished cell whose loss is far above every baseline's reads
+        ``diverged`` here (``ranking.mark_diverged``), in every table built from it."""
+        return ranking.mark_diverged(cells_frame(self.records, self.timings), self.metas)
 
     @cached_property
     def models(self) -> list[str]:
@@ -98,13 +115,60 @@ class LoadedRun:
         return list(self._boards)
 
     @cached_property
+    def units(self) -> list[tuple[str, str, TaskMeta]]:
+        """(task, variant, metadata) for every leaderboard the run has: one per task, or with a
+        sweep one per variant of it (a swept task option has its own baselines and optimum)."""
+        from harness.report.sweep import variants
+
+        units = []
+        for task, meta in self.metas.items():
+            labels = variants(self.cells, task)
+            units += [(task, label, self._variant_meta(task, label, meta)) for label in labels]
+            if not labels:
+                units.append((task, "", meta))
+        return units
+
+    def _variant_meta(self, task: str, label: str, meta: TaskMeta) -> TaskMeta:
+        """The task's metadata under the swept task options in ``label`` (run.json's
+        ``task_variants``), else the task's own."""
+        parts = set(label.split(", "))
+        for key, data in ((self.info.get("task_variants") or {}).get(task) or {}).items():
+            if set(key.split(", ")) <= parts:
+                with contextlib.suppress(TypeError, ValueError, KeyError):
+                    return TaskMeta.from_dict(data)
+        return meta
+
+    def unit_cells(self, task: str, variant: str) -> pd.DataFrame:
+        """The cells of one leaderboard: the task's, and with a sweep only its variant's."""
+        if not variant:
+            return self.cells
+        return self.cells[(self.cells["task"] == task) & (self.cells["variant"] == variant)]
+
+    @cached_property
     def _boards(self) -> list[Leaderboard]:
         boards = []
-        for task, meta in self.metas.items():
-            frame = ranking.aggregate(self.cells, task, meta)
+        for task, variant, meta in self.units:
+            frame = ranking.aggregate(self.unit_cells(task, variant), task, meta)
             if not frame.empty:
-                boards.append(Leaderboard(task, meta, frame))
+                boards.append(Leaderboard(task, meta, frame, variant))
         return boards
+
+    def verdicts(self) -> list[Verdict]:
+        """One verdict per leaderboard of the run (a task without finished cells says so), in
+        run order, each named like its board (:attr:`Leaderboard.name`)."""
+        boards = {board.name: board.frame for board in self.leaderboards()}
+        timing = self.info.get("timing") or {}
+        found = []
+        for task, variant, meta in self.units:
+            name = unit_name(task, variant)
+            said = verdict(task, meta, boards.get(name, pd.DataFrame()),
+                           self.unit_cells(task, variant), timing)  # fmt: skip
+            if variant:
+                said = dataclasses.replace(
+                    said, task=name, sentence=name + said.sentence.removeprefix(task)
+                )
+            found.append(said)
+        return found
 
     @property
     def unfinished(self) -> pd.DataFrame:

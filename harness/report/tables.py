@@ -31,11 +31,13 @@ CURVE_COLUMNS = [
     "val_perplexity",
     "val_accuracy",
 ]
-_NOT_IN_TABLE = {"curve", "samples", "traceback", "state_dict"}
+_NOT_IN_TABLE = {"curve", "samples", "traceback", "state_dict", "sweep"}
 
 
 #: A timing belongs to a cell only if these match too (a resumed folder may hold older ones).
-_TIMING_KEYS = ("task", "model", "device", "batch_size", "hidden_size", "num_layers")
+_TIMING_KEYS = (
+    "task", "model", "device", "batch_size", "hidden_size", "num_layers", "variant_slug",
+)  # fmt: skip
 
 
 def cells_frame(
@@ -54,6 +56,9 @@ def cells_frame(
     rows = []
     for r in records:
         row = {k: v for k, v in r.items() if k not in _NOT_IN_TABLE}
+        sweep = r.get("sweep")
+        if isinstance(sweep, dict):  # a sweep's variant: one typed column per swept name
+            row.update({f"sweep_{name}": value for name, value in sweep.items()})
         if r.get("status") == OK:
             row.update(by_pair.get(tuple(r.get(k) for k in _TIMING_KEYS), {}))
         rows.append(row)
@@ -65,6 +70,45 @@ def cells_frame(
     return frame[CORE_COLUMNS + extra]
 
 
+def typed_per_task(frame: pd.DataFrame) -> pd.DataFrame:
+    """The per-cell table as cells.csv and cells.parquet store it: every task's own metrics
+    keep their type.
+
+    Tasks' own metrics share the ``task_<key>`` columns. Where two tasks fill one with values of
+    different kinds (hello's boolean ``exact`` beside another task's float ``exact``, or text
+    beside numbers), Parquet could hold the column only as text; instead it becomes one column
+    per task, ``task_<key>__<task>`` (a task name never holds ``__``), in its place, each with
+    its task's values and type. A column whose tasks agree on the kind stays as it is, so a
+    reader's ``task_<key>`` is there whenever its type is one.
+    """
+
+    def kind(value: Any) -> str | None:
+        if value is None or (isinstance(value, float) and value != value):
+            return None  # missing: no kind
+        if isinstance(value, bool):
+            return "boolean"
+        if isinstance(value, (int, float)):
+            return "number"
+        return "text" if isinstance(value, str) else type(value).__name__
+
+    if "task" not in frame:
+        return frame
+    columns: dict[str, pd.Series] = {}
+    for column in frame.columns:
+        values = frame[column]
+        kinds: dict[Any, set[str]] = {}
+        if isinstance(column, str) and column.startswith("task_"):
+            for task, value in zip(frame["task"], values.astype(object)):
+                if kind(value) is not None:
+                    kinds.setdefault(task, set()).add(kind(value))
+        if len(kinds) < 2 or len(set().union(*kinds.values())) < 2:
+            columns[column] = values
+            continue
+        for task in kinds:
+            columns[f"{column}__{task}"] = values.astype(object).where(frame["task"] == task)
+    return pd.DataFrame(columns, index=frame.index)
+
+
 def curves_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per cell and epoch: training loss and validation figures (then, for a task that
     ranks by a metric of its own, its validation value ``val_task_<key>``)."""
@@ -74,6 +118,7 @@ def curves_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "task": r["task"],
             "model": r["model"],
             "seed": r["seed"],
+            **({"variant": r["variant"]} if r.get("variant") else {}),
             **point,
         }
         for r in records

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.settings.overrides import check_recipe_overrides, recipe_fields
+from harness.settings.overrides import check_maximum, check_recipe_overrides, recipe_fields
 from harness.training.device import DeviceError, check_device_name
 
 #: Recipe fields that are also settings of their own (``--epochs``, ``epochs = 5``).
@@ -65,8 +65,16 @@ class RunConfig:
     save_models: bool = False
     trials: int = 20  # `harness tune`: trials per task x model
     timing: bool = True  # time each pair's steps on their own (the speed figures)
+    #: the model each pair's speed is also given relative to (timed in the same interleaved
+    #: rounds); None: rnn where the task has it, else the task's first timed model
+    speed_reference: str | None = None
     seeds_together: bool = False  # a pair's seeds in one batched computation (torch.func)
+    log: list[str] = field(default_factory=list)  # trackers to log to: tensorboard, mlflow, ...
+    log_dir: str | None = None  # their files go to LOG_DIR/<run>/<logger>/ (default <run>/logs/)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``{NAME = [V1, V2]}``: every combination a variant of the grid (``--sweep NAME=V1,V2``;
+    #: NAME a TASK.FIELD or MODEL.FIELD option, a recipe field or params)
+    sweep: dict[str, list[Any]] = field(default_factory=dict)
     #: Any Recipe field, overridden for every task (epochs, hidden_size and lr have their own
     #: settings above, which ``load_config`` fills from here).
     recipe: dict[str, Any] = field(default_factory=dict)
@@ -79,6 +87,7 @@ class RunConfig:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise HarnessError(f"{name} must be a positive integer, not {value!r}")
+            check_maximum(name, value)
         if self.select not in ("best", "last"):
             raise HarnessError(f"select must be 'best' or 'last', not {self.select!r}")
         if self.params is not None and "hidden_size" in self.recipe_overrides():
@@ -87,6 +96,7 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise HarnessError(f"{name} must be a positive integer, not {value!r}")
+            check_maximum(name, value)
         if self.until is not None and not (
             isinstance(self.until, (int, float)) and math.isfinite(self.until)
         ):
@@ -240,7 +250,7 @@ def load_config(
             f"unknown setting(s) {', '.join(unknown)} in config (known: "
             f"{', '.join(sorted(known))}, and every recipe field)"
         )
-    for key in ("tasks", "models", "suite"):
+    for key in ("tasks", "models", "suite", "log"):
         if isinstance(settings.get(key), str):
             settings[key] = [settings[key]]
     check_types(settings)  # the file's own values, also those a flag then overrides
@@ -249,7 +259,7 @@ def load_config(
     settings.update(overrides)
     if recipe:
         settings["recipe"] = recipe
-    for key in ("tasks", "models", "suite"):
+    for key in ("tasks", "models", "suite", "log"):
         if isinstance(settings.get(key), str):
             settings[key] = [settings[key]]
     check_types(settings)
@@ -298,6 +308,8 @@ def _describe(hint: Any) -> str:
     if origin is list:
         return f"a list of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s"
     if origin is dict:
+        if typing.get_origin(args[1]) is list:
+            return "a table of lists (NAME = [V1, V2])"
         return "a table of tables (TASK = {NAME = VALUE})" if args[1] is not Any else "a table"
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     return names.get(hint, f"a {getattr(hint, '__name__', hint)}")

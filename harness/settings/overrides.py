@@ -18,6 +18,27 @@ from harness.plugin_api.task import Recipe
 #: Text that means "no value" for a field that may be None (``--recipe clip=none``).
 NONE_WORDS = ("none", "null")
 
+#: The most a run may set these to: beyond, a number is a typo, refused before anything starts
+#: (1e20 epochs never end and overflow the tables' integer columns; a hidden size of 1e11 asks
+#: for terabytes: the largest the ``--params`` search tries, 65,536, is the hidden size's cap).
+MAXIMA = {
+    "epochs": 1_000_000,
+    "batch_size": 10_000_000,
+    "hidden_size": 65_536,
+    "num_layers": 1_000,
+    "patience": 1_000_000,
+    "threads": 4_096,
+    "trials": 100_000,
+}
+
+
+def check_maximum(name: str, value: Any, source: str = "") -> None:
+    """A one-line error when ``value`` of setting ``name`` is past :data:`MAXIMA`."""
+    most = MAXIMA.get(name)
+    if most is not None and isinstance(value, (int, float)) and value > most:
+        where = f"{source}: " if source else ""
+        raise HarnessError(f"{where}{name} must be at most {most:,}, not {value:,}")
+
 
 @cache
 def recipe_fields() -> dict[str, tuple[type, bool]]:
@@ -66,6 +87,7 @@ def check_recipe_overrides(
             error = unknown_name("recipe field", name, fields)
             raise HarnessError(f"{source}: {error}")
         checked[name] = _typed(name, value, *fields[name], source)
+        check_maximum(name, checked[name], source)
     if not rules:
         return checked
     try:  # the Recipe's own rules (positive epochs, known optimizer, ...), on a stand-in

@@ -14,6 +14,11 @@
 <run>/tune/study.db                 `harness tune`: the Optuna studies (SQLite)
 <run>/tune/cells/<cell_id>.json     `harness tune`: one record per trial, laid out like cells/
 <run>/trials.{csv,parquet}          `harness tune`: the per-trial table
+<run>/logs/<logger>/                --log NAME: that tracker's own files (--log-dir DIR: they go
+                                    to DIR/<run folder's name>/<logger>/ instead)
+<run>/logs/tensorboard/<task>/<model>/[<variant>/]seed<N>-<hash>/  --log tensorboard: a run per cell
+<run>/logs/mlflow.db                --log mlflow without MLFLOW_TRACKING_URI: the SQLite store
+<run>/logs/mlflow-artifacts/        ... and its artifacts (the report and plots of the run)
 ```
 
 A cell file that cannot be read (truncated, garbage, empty, not a record, a folder in its
@@ -259,6 +264,47 @@ class RunFolder:
     def trials_table(self) -> Path:
         """Stem of trials.csv / trials.parquet."""
         return self.path / "trials"
+
+    # -- trackers (--log) -------------------------------------------------------------------
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / "logs"
+
+    def logger_dir(self, name: str, base: str | Path | None = None) -> Path:
+        """Where logger ``name`` keeps its files: ``<run>/logs/<name>/``, or with ``--log-dir
+        BASE`` ``BASE/<run folder's name>/<name>/`` (one TensorBoard logdir for many runs)."""
+        root = Path(base) / self.path.name if base is not None else self.logs_dir
+        return root / checked_name("logger", name)
+
+    @staticmethod
+    def cell_log_dir(logger_dir: Path, record: dict[str, Any]) -> Path:
+        """One cell's run inside a logger's folder: ``<task>/<model>/seed<N>-<config hash>``,
+        with ``--sweep`` ``<task>/<model>/<variant>/seed<N>-<config hash>`` (the hash tells a
+        cell rerun under other settings from the earlier one)."""
+        task, model = checked_name("task", record["task"]), checked_name("model", record["model"])
+        folder = logger_dir / task / model
+        variant = record.get("variant_slug")
+        if variant:  # a cell id's part already: safe as a file name
+            folder = folder / str(variant)
+        return folder / f"seed{int(record['seed'])}-{record['config_hash'][:8]}"
+
+    @property
+    def mlflow_db(self) -> Path:
+        """`--log mlflow`'s SQLite store when ``MLFLOW_TRACKING_URI`` is not set."""
+        return self.logs_dir / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.logs_dir / "mlflow-artifacts"
+
+    def report_files(self) -> list[Path]:
+        """What a finished run leaves for a person to read: run.json, report.html, the
+        leaderboard, the tables (CSV) and the plots; those that exist."""
+        files = [self.run_file, self.report_html, self.leaderboard_md, self.leaderboard_csv]
+        files += [self.cells_table.with_suffix(".csv"), self.curves_table.with_suffix(".csv")]
+        files += [self.trials_table.with_suffix(".csv")]
+        files += sorted(self.plots_dir.glob("*.png"))
+        return [path for path in files if path.is_file()]
 
     # -- reading and writing --------------------------------------------------------------
     def read_info(self) -> dict[str, Any]:

@@ -9,10 +9,12 @@
     def test_my_task_with_other_settings():
         check_task(MyTask(length=10))
 
-Each check raises ``AssertionError`` with a message naming the task or model and what is wrong.
+Each check raises ``AssertionError`` with a message naming the task or model and what is wrong;
+what a plugin written for an older minor API version may lack is a ``ConformanceWarning``.
 Importing this package does not import torch; the checks do, when they run.
 """
 
+from harness.testing.common import ConformanceWarning
 from harness.testing.models import check_model, check_trains_across_seeds
 from harness.testing.reference import REFERENCE_MODEL
 from harness.testing.suite import Case, check_import_is_light, conformance_cases, conformance_tests
@@ -21,6 +23,7 @@ from harness.testing.tasks import check_task
 __all__ = [
     "REFERENCE_MODEL",
     "Case",
+    "ConformanceWarning",
     "check_import_is_light",
     "check_model",
     "check_task",

@@ -50,6 +50,16 @@ def check_import_is_light(module: str, heavy: Collection[str] = HEAVY) -> None:
         )
 
 
+def declared_api(target: str) -> Any:
+    """The ``HARNESS_API`` a plugin declares, from its entry point's target (``module`` or
+    ``module:object``, already imported by the plugin manager); ``None`` when it says none."""
+    module_name, _, attribute = target.partition(":")
+    plugin: Any = sys.modules.get(module_name)
+    for part in attribute.split(".") if attribute else []:
+        plugin = getattr(plugin, part, None)
+    return getattr(plugin, "HARNESS_API", None)
+
+
 def canonical(name: str) -> str:
     """A distribution name as pip compares them (PEP 503): case and -_. runs do not matter."""
     return re.sub(r"[-_.]+", "-", name).lower()
@@ -96,10 +106,14 @@ def conformance_cases(
         if kind == "task":
             task = registry.tasks[name]
             seed_varies = name not in fixed_data
+            api = declared_api(origin.module)
             cases.append(
-                Case(f"task-{name}", lambda t=task, v=seed_varies: check_task(t, seed_varies=v))
+                Case(
+                    f"task-{name}",
+                    lambda t=task, v=seed_varies, a=api: check_task(t, seed_varies=v, api=a),
+                )
             )
-        else:
+        elif kind == "model":  # a logger has no kit check beyond its module's light import
             cases.append(Case(f"model-{name}", lambda m=registry.models[name]: check_model(m)))
     if light_imports:
         for origin in registry.plugins:

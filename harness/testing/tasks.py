@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import inspect
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from harness.plugin_api.task import Baseline, Recipe, Task, TaskData, TaskShape
-from harness.testing.common import check_json, check_name, check_text, fail, is_number, one_thread
+from harness.plugin_api.task import (
+    Baseline,
+    Recipe,
+    Task,
+    TaskData,
+    TaskShape,
+    dataclass_problem,
+)
+from harness.testing.common import (
+    check_json,
+    check_name,
+    check_text,
+    fail,
+    fail_or_warn,
+    is_number,
+    one_thread,
+    written_for,
+)
 from harness.training.contract import data_problem
 
 #: Held-out columns every cell has, with the direction that is better for each.
@@ -24,6 +38,7 @@ def check_task(
     seeds: Sequence[int] = (0, 1),
     seed_varies: bool = True,
     train_epochs: int = 1,
+    api: Any = None,
 ) -> None:
     """Check a task's metadata, data, determinism and metrics; raise AssertionError if broken.
 
@@ -31,6 +46,8 @@ def check_task(
     sequence). ``train_epochs`` epochs of the kit's small GRU run through the real training
     loop on the task's own data, so ``evaluate``, ``baselines`` and ``optimum`` are checked
     against the columns a run really produces; 0 skips training and evaluates an untrained net.
+    ``api``: the ``HARNESS_API`` its plugin declares (default: its module's, else the current
+    one); what a later minor version added is then a :class:`ConformanceWarning`, not a failure.
     """
     subject = f"task {getattr(task, 'name', task)!r}"
     if not isinstance(task, Task):
@@ -39,7 +56,7 @@ def check_task(
     with one_thread():
         data = make_checked_data(task, seeds[0], subject)
         check_determinism(task, seeds, seed_varies, subject)
-        check_metrics(task, data, seeds[0], train_epochs, subject)
+        check_metrics(task, data, seeds[0], train_epochs, subject, written_for(task, api))
 
 
 def check_metadata(task: Task, subject: str) -> None:
@@ -101,23 +118,10 @@ def check_metadata(task: Task, subject: str) -> None:
 def check_is_dataclass(task: Task, subject: str) -> None:
     """Options are dataclass fields: in a subclass without ``@dataclass``, annotated options
     and new defaults are plain class attributes, so ``-o`` cannot set them and they are left
-    out of ``options()`` and the config hash, silently."""
-    fields = {f.name for f in dataclasses.fields(task)}
-    for cls in type(task).__mro__:
-        if cls is Task:
-            break
-        if "__dataclass_fields__" in cls.__dict__:  # decorated: its own fields are real
-            continue
-        hints = inspect.get_annotations(cls)
-        options = [n for n, hint in hints.items() if "ClassVar" not in str(hint)]
-        options += [n for n in fields if n in cls.__dict__ and n not in options]
-        if options:
-            fail(
-                subject,
-                f"{cls.__name__} is not a @dataclass: {', '.join(options)} would be options, "
-                "but -o cannot set them and options() leaves them out; decorate it with "
-                "@dataclasses.dataclass",
-            )
+    out of ``options()`` and the config hash, silently (the rule registration applies too)."""
+    problem = dataclass_problem(type(task))
+    if problem:
+        fail(subject, problem)
 
 
 def make_checked_data(task: Task, seed: int, subject: str) -> TaskData:
@@ -237,7 +241,14 @@ def check_metric_names(task: Task, extra: dict[str, Any], subject: str) -> None:
         )
 
 
-def check_metrics(task: Task, data: TaskData, seed: int, train_epochs: int, subject: str) -> None:
+def check_metrics(
+    task: Task,
+    data: TaskData,
+    seed: int,
+    train_epochs: int,
+    subject: str,
+    api: tuple[int, int] = (1, 2),
+) -> None:
     """Train the kit's model briefly and check every metric a cell and a report would hold."""
     import torch
 
@@ -320,10 +331,12 @@ def check_metrics(task: Task, data: TaskData, seed: int, train_epochs: int, subj
     for key in optimum:
         own = key.removeprefix("task_")
         if key.startswith("task_") and key != primary and own not in task.metric_directions:
-            fail(
+            fail_or_warn(  # metric_directions came with API 1.2
                 subject,
                 f"optimum() names {key!r}, but metric_directions does not say whether higher "
                 f"or lower is better for {own!r}, so the leaderboard can show no gap to it",
+                since=(1, 2),
+                api=api,
             )
     baselines = task.baselines(data)
     if not isinstance(baselines, list):

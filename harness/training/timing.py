@@ -1,10 +1,13 @@
-"""Speed figures apart from training: each task x model pair's steps, timed on their own.
+"""Speed figures apart from training: a task x model pair's steps and how one is timed.
 
 Speed read off training is speed under whatever else shares the cores at that moment (another
 worker's cell, evaluation, data movement). The timing phase instead builds each pair with its
-recipe's batch and hidden size on the run's device, warms up, and times calibrated rounds of the
-training step and of the inference step, with nothing else of the run going on. It reports the
-median and the interquartile range, with the rounds and the thread count used.
+recipe's batch and hidden size on the run's device, checks it against the model contract, warms
+up, and times calibrated rounds of three steps with nothing else of the run going on: the
+training step, the inference step (teacher-forced, one batch) and generation (one sequence
+decoded a step at a time with the state carried). It reports the median and the interquartile
+range, with the rounds and the thread count used. :mod:`harness.training.timing_phase` runs the
+rounds of a task's pairs interleaved and adds their speed relative to a reference pair.
 
 The step functions here are the very ones the pytest-benchmark runs in ``benchmarks/`` time,
 and the training step is the one the training loop runs
@@ -14,6 +17,7 @@ and the training step is the one the training loop runs
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -21,22 +25,22 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.plugin_api.task import Recipe
 
-if TYPE_CHECKING:
-    from harness.storage.run_folder import RunFolder
-
 #: Bump when the way figures are taken changes, so cached timings are not reused.
-TIMING_VERSION = 2
+TIMING_VERSION = 3
 #: Calls before the timed rounds (the first pay allocator and autograd set-up); the fastest
 #: of them calibrates the rounds.
 WARMUP_ROUNDS = 3
-#: Seconds of timed rounds per pair: training step, inference step.
-TRAIN_BUDGET_S, INFER_BUDGET_S = 0.08, 0.05
+#: Seconds of timed rounds per pair: training step, inference step, generation.
+TRAIN_BUDGET_S, INFER_BUDGET_S, GEN_BUDGET_S = 0.08, 0.05, 0.05
+#: Generation: at most this long a prefix (half the task's length), then at most this many
+#: steps decoded one at a time (what is left of the sequence after the prefix).
+GEN_PREFIX_MAX, GEN_STEPS_MAX = 32, 16
 #: Bounds on the calibrated number of rounds.
-MIN_ROUNDS, MAX_ROUNDS = 10, 400
+MIN_ROUNDS, MAX_ROUNDS = 20, 400
 #: A round of a sub-millisecond step calls it several times, so each round lasts about this
 #: long and the clock's own cost and jitter stay small beside it.
 MIN_ROUND_S = 0.002
@@ -46,8 +50,16 @@ TIMING_COLUMNS = [
     "train_ms_per_batch", "train_ms_per_batch_q1", "train_ms_per_batch_q3",
     "infer_throughput", "infer_throughput_q1", "infer_throughput_q3",
     "infer_ms_per_batch", "infer_ms_per_batch_q1", "infer_ms_per_batch_q3",
-    "timing_rounds_train", "timing_rounds_infer", "timing_threads",
+    "gen_tokens_per_s", "gen_tokens_per_s_q1", "gen_tokens_per_s_q3",
+    "gen_ms_per_token", "gen_ms_per_token_q1", "gen_ms_per_token_q3", "gen_prefix", "gen_steps",
+    "train_speed_vs_ref", "train_speed_vs_ref_q1", "train_speed_vs_ref_q3",
+    "infer_speed_vs_ref", "infer_speed_vs_ref_q1", "infer_speed_vs_ref_q3",
+    "gen_speed_vs_ref", "gen_speed_vs_ref_q1", "gen_speed_vs_ref_q3", "speed_reference",
+    "timing_rounds_train", "timing_rounds_infer", "timing_rounds_gen", "timing_threads",
+    "speed_unstable",
 ]  # fmt: skip
+#: The timed steps: name, seconds of rounds per pair.
+PHASES = {"train": TRAIN_BUDGET_S, "infer": INFER_BUDGET_S, "gen": GEN_BUDGET_S}
 
 
 @dataclass(frozen=True)
@@ -61,9 +73,13 @@ class TimingSpec:
     threads: int
     task_options: dict[str, Any] = field(default_factory=dict)
     model_options: dict[str, Any] = field(default_factory=dict)
+    #: with a sweep: the cells' variant as a file-name part (their pair is timed per variant)
+    variant: str = ""
 
     @property
     def pair_id(self) -> str:
+        if self.variant:
+            return f"{self.task}__{self.model}__{self.variant}"
         return f"{self.task}__{self.model}"
 
     def config(self) -> dict[str, Any]:
@@ -84,7 +100,14 @@ class TimingSpec:
             "dtype": "float32",
             "harness": __version__,
             "torch": torch.__version__,
-            "timing": [TIMING_VERSION, WARMUP_ROUNDS, TRAIN_BUDGET_S, INFER_BUDGET_S, MIN_ROUND_S],
+            "timing": [
+                TIMING_VERSION,
+                WARMUP_ROUNDS,
+                PHASES,
+                MIN_ROUND_S,
+                GEN_PREFIX_MAX,
+                GEN_STEPS_MAX,
+            ],  # fmt: skip
         }
 
     def config_hash(self) -> str:
@@ -94,8 +117,11 @@ class TimingSpec:
 
 
 @dataclass
+@dataclass
 class PairSteps:
-    """A built pair and its two step functions, each a call of no arguments on one batch."""
+    """A built pair and its timed steps. ``train`` and ``infer`` are calls of no arguments on
+    one batch; ``gen`` decodes one sequence after its prefix and returns the seconds per
+    generated step it took (the prefix is not on the clock)."""
 
     train: Callable[[], Any]
     infer: Callable[[], Any]
@@ -103,27 +129,36 @@ class PairSteps:
     unit: str  # "tokens" for token inputs, "steps" for value inputs
     batches_per_epoch: int
     info: dict[str, Any]
+    gen: Callable[[], float] | None = None
 
 
 def pair_steps(task: Any, model: Any, recipe: Recipe, device: Any, data: Any = None) -> PairSteps:
-    """Build ``model`` for ``task`` (seed 0) and one batch of the recipe's size on ``device``.
+    """Build ``model`` for ``task`` (seed 0) and one batch of the recipe's size on ``device``,
+    checked against the model contract first (a pair that breaks it raises
+    :class:`~harness.training.contract.ContractError` and is never timed).
 
     ``train`` is forward, backward, clip and optimizer step, exactly the step the training loop
-    runs; ``infer`` is a forward pass under ``no_grad`` from a fresh state, what scoring and
-    generation pay. Data is built before any clock starts.
+    runs; ``infer`` is a forward pass under ``no_grad`` from a fresh state, what scoring pays;
+    ``gen`` is :func:`generation_round`. Data is built before any clock starts.
     """
     import torch
 
+    from harness.training.contract import check_data, check_first_forward
     from harness.training.train import make_training_step
 
     data = data if data is not None else task.make_data(0)
+    check_data(task.shape, data, task.scored_steps)
+    shape = task.shape
+    if shape.length is None:  # as in training: the model learns the length from the data
+        shape = dataclasses.replace(shape, length=int(data.train_inputs.shape[1]))
     x = data.train_inputs[: recipe.batch_size].to(device)
     y = data.train_targets[: recipe.batch_size].to(device)
     torch.manual_seed(0)
-    net = model.make(task.shape, recipe.hidden_size, recipe.num_layers).to(device).train()
-    step = make_training_step(net, recipe, task.shape.output_kind, task.scored_steps)
+    net = model.make(shape, recipe.hidden_size, recipe.num_layers).to(device).train()
+    check_first_forward(net, shape, x, recipe.batch_size, recipe.carry_state)
+    step = make_training_step(net, recipe, shape.output_kind, task.scored_steps)
     torch.manual_seed(0)  # a twin in eval mode, so neither step changes the other's mode
-    infer_net = model.make(task.shape, recipe.hidden_size, recipe.num_layers).to(device).eval()
+    infer_net = model.make(shape, recipe.hidden_size, recipe.num_layers).to(device).eval()
 
     def train() -> Any:
         return step(x, y, None)
@@ -132,6 +167,7 @@ def pair_steps(task: Any, model: Any, recipe: Recipe, device: Any, data: Any = N
         with torch.no_grad():
             return infer_net(x, None)
 
+    gen, prefix, steps = generation_round(infer_net, shape, x[:1], device)
     n_train = data.train_inputs.shape[0]
     info = {
         "task": task.name,
@@ -144,6 +180,8 @@ def pair_steps(task: Any, model: Any, recipe: Recipe, device: Any, data: Any = N
         "optimizer": recipe.optimizer,
         "scored_steps": task.scored_steps,
         "params": sum(p.numel() for p in net.parameters()),
+        "gen_prefix": prefix,
+        "gen_steps": steps,
     }
     return PairSteps(
         train=train,
@@ -152,7 +190,54 @@ def pair_steps(task: Any, model: Any, recipe: Recipe, device: Any, data: Any = N
         unit="tokens" if task.shape.input_kind == "tokens" else "steps",
         batches_per_epoch=math.ceil(n_train / recipe.batch_size),
         info=info,
+        gen=gen,
     )
+
+
+def generation_round(
+    net: Any, shape: Any, sequence: Any, device: Any
+) -> tuple[Callable[[], float], int, int]:
+    """Autoregressive decoding of one sequence, a step at a time with the state carried:
+    the callable runs the prefix (off the clock), then decodes and returns seconds per step.
+
+    The prefix is half of ``sequence`` (at most :data:`GEN_PREFIX_MAX` steps); the steps
+    decoded are what is left (at most :data:`GEN_STEPS_MAX`). Each step's input is the model's
+    own output where it can be one (token ids from the argmax over classes, reduced below the
+    vocabulary; values when outputs and inputs have the same width), else the sequence's next
+    step: either way one step at a time, which is what generation costs. Returns the callable,
+    the prefix length and the number of steps.
+    """
+    import torch
+
+    from harness.training.device import synchronize
+
+    length = int(sequence.shape[1])
+    prefix = max(1, min(length // 2, GEN_PREFIX_MAX))
+    steps = max(1, min(GEN_STEPS_MAX, length - prefix))
+    head = sequence[:, :prefix]
+    tokens = shape.input_kind == "tokens" and shape.output_kind == "classes"
+    values = shape.input_kind == "values" and shape.output_kind == "values"
+    feeds_back = tokens or (values and shape.output_size == shape.input_size)
+
+    def next_input(outputs: Any, i: int) -> Any:
+        if tokens:
+            return outputs[:, -1:].argmax(-1) % shape.input_size
+        if feeds_back:
+            return outputs[:, -1:]
+        at = min(prefix + i, length - 1)
+        return sequence[:, at : at + 1]
+
+    @torch.no_grad()
+    def generate() -> float:
+        outputs, state = net(head, None)
+        synchronize(device)
+        started = time.perf_counter()
+        for i in range(steps):
+            outputs, state = net(next_input(outputs, i), state)
+        synchronize(device)
+        return (time.perf_counter() - started) / steps
+
+    return generate, prefix, steps
 
 
 def call_seconds(fn: Callable[[], Any], device: Any) -> float:
@@ -234,85 +319,44 @@ def torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def time_pair(
-    spec: TimingSpec,
-    task: Any,
-    model: Any,
-    device: Any,
-    data: Any = None,
-    warmup_rounds: int = WARMUP_ROUNDS,
-) -> dict[str, Any]:
-    """Time one pair's training and inference steps; the record stored under ``timing/``.
+def summarize_generation(times: list[float]) -> dict[str, float]:
+    """Median and quartiles of ms per generated step (one sequence), and steps per second."""
+    q1, median, q3 = statistics.quantiles(times, n=4, method="inclusive")
 
-    A pair whose model cannot be built or stepped gives a record with ``error`` and no figures.
-    """
-    record: dict[str, Any] = {
-        "pair_id": spec.pair_id,
-        "task": spec.task,
-        "model": spec.model,
-        "config_hash": spec.config_hash(),
-        "device": spec.device,
-        "timing_threads": spec.threads,
+    def rate(seconds: float) -> float:
+        return 1 / seconds if seconds > 0 else math.inf
+
+    return {
+        "gen_tokens_per_s": rate(median),
+        "gen_tokens_per_s_q1": rate(q3),
+        "gen_tokens_per_s_q3": rate(q1),
+        "gen_ms_per_token": 1000 * median,
+        "gen_ms_per_token_q1": 1000 * q1,
+        "gen_ms_per_token_q3": 1000 * q3,
     }
-    started = time.perf_counter()
-    try:
-        with torch_threads(spec.threads):
-            steps = pair_steps(task, model, spec.recipe, device, data)
-            record.update(steps.info, unit=steps.unit, batches_per_epoch=steps.batches_per_epoch)
-            for phase, fn, budget in (
-                ("train", steps.train, TRAIN_BUDGET_S),
-                ("infer", steps.infer, INFER_BUDGET_S),
-            ):
-                # the warm-up calls are timed too: the fastest calibrates the rounds, so no
-                # call is spent on calibration alone (the first pays allocator set-up)
-                once = min(call_seconds(fn, device) for _ in range(max(1, warmup_rounds)))
-                iterations = calibrated_iterations(once)
-                rounds = rounds_for(once, budget, MIN_ROUNDS, MAX_ROUNDS, iterations)
-                times = time_rounds(fn, device, rounds, iterations)
-                record.update(summarize(times, steps.items, phase))
-                record[f"timing_rounds_{phase}"] = rounds
-                record[f"timing_iterations_{phase}"] = iterations
-    except Exception as exc:  # a pair that cannot be timed leaves its figures empty
-        record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-    record["timing_seconds"] = time.perf_counter() - started
-    return record
 
 
-def load_timing(folder: RunFolder, spec: TimingSpec) -> dict[str, Any] | None:
-    """A finished timing of ``spec`` made under the same config, or ``None``."""
-    record = folder.read_timing(spec.pair_id)
-    return record if record and record.get("config_hash") == spec.config_hash() else None
+def round_function(steps: PairSteps, phase: str, device: Any) -> Callable[[int], float]:
+    """``phase``'s step as one timed round: ``round(iterations)`` returns seconds per call
+    (train, infer: per batch; gen: per generated step)."""
+    if phase == "gen":
+        assert steps.gen is not None
+        gen = steps.gen
+
+        def generation(iterations: int) -> float:
+            return sum(gen() for _ in range(iterations)) / iterations
+
+        return generation
+    fn = steps.train if phase == "train" else steps.infer
+
+    def batch(iterations: int) -> float:
+        return time_rounds(fn, device, 1, iterations)[0]
+
+    return batch
 
 
-def run_timing(
-    specs: list[TimingSpec],
-    folder: RunFolder,
-    registry: Any,
-    on_done: Callable[[dict[str, Any]], None] = lambda record: None,
-) -> list[dict[str, Any]]:
-    """Time every pair missing from the run folder, one after another, in this process.
-
-    Nothing else of the run is going on meanwhile (it runs before the cells are handed to any
-    worker), so no other cell shares the cores. Each record is written the moment it is made.
-    """
-    from harness.training.device import resolve_device
-
-    records, data_cache = [], {}
-    for spec in specs:
-        record = load_timing(folder, spec)
-        if record is None:
-            task = registry.tasks[spec.task].with_options(**spec.task_options)
-            device = resolve_device(spec.device)
-            key = (spec.task, json.dumps(spec.task_options, sort_keys=True, default=str))
-            try:
-                if key not in data_cache:
-                    data_cache[key] = task.make_data(0)
-                data = data_cache[key]
-            except Exception:  # time_pair builds the data again and records the error
-                data = None
-            model = registry.models[spec.model].with_options(**spec.model_options)
-            record = time_pair(spec, task, model, device, data)
-            folder.write_timing(record)
-        records.append(record)
-        on_done(record)
-    return records
+def phase_figures(phase: str, times: list[float], steps: PairSteps) -> dict[str, float]:
+    """The figures of one phase's rounds (``times``: seconds per call)."""
+    if phase == "gen":
+        return summarize_generation(times)
+    return summarize(times, steps.items, phase)

@@ -172,8 +172,12 @@ def test_speed_columns_appear_only_where_timed_and_sit_in_the_speed_group():
         train_throughput=[1000.0, 2000.0], train_speed_vs_ref=[1.0, 2.0], speed_unstable=True
     )
     timed = display_table(aggregate(timed_frame, "count", COUNT), COUNT)
-    for column in ("train_throughput", "train_speed_vs_ref", "speed_unstable"):
+    for column in ("train_throughput", "train x reference", "speed_unstable"):
         assert column in timed and column_group(column, COUNT) == "speed"
+    named = timed_frame.assign(speed_reference="rnn")
+    shown = display_table(aggregate(named, "count", COUNT), COUNT)
+    assert "train x rnn" in shown  # the reference is named in the column
+    assert "train x rnn" in display_table(aggregate(named, "count", COUNT), COUNT, compact=True)
     assert "infer_throughput" not in timed  # no empty column for what was not timed
     groups = {column_group(c, COUNT) for c in timed.columns}
     assert column_group("test_accuracy", COUNT) == column_group("model", COUNT) == "test"

@@ -54,8 +54,10 @@ def test_names_are_classified_and_recipe_values_typed(registry):
         ({"params": ["0"]}, "positive integer"),
         ({"hidden_size": ["8", "8"]}, "listed twice"),
         ({"hidden_size": []}, "non-empty list"),
-        ({"hidden_size": [str(v) for v in range(1, 20)], "lr": [str(v) for v in range(1, 20)]},
-         "at most"),
+        (
+            {"hidden_size": [str(v) for v in range(1, 20)], "lr": [str(v) for v in range(1, 20)]},
+            "at most",
+        ),
     ],
 )
 def test_bad_sweeps_are_refused_in_one_line(registry, sweep, words):
@@ -144,6 +146,12 @@ def test_a_sweep_runs_records_and_resumes_per_variant(cli, tmp_path):
     assert "hello [hidden_size=4]" in first.stdout  # a board per variant in the terminal too
     markdown = (out / "leaderboard.md").read_text().splitlines()
     assert sum(line.startswith("## hello ") for line in markdown) == 2  # a section per variant
+    from harness.api import compare
+
+    compared = compare(out, out)  # variant by variant
+    assert sorted(set(compared.models["task"])) == ["hello [hidden_size=4]",
+                                                    "hello [hidden_size=8]"]  # fmt: skip
+    assert compared.regressions == []
     again = cli(*args)
     assert again.returncode == 0 and "2/2" in again.stdout + again.stderr  # nothing rerun
     assert [json.loads(p.read_text())["config_hash"] for p in sorted((out / "cells").glob("*"))

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from harness.report.formatting import format_value, one_notation
-from harness.report.run import LoadedRun
+from harness.report.run import LoadedRun, unit_name
 from harness.storage.escape import md_code, md_table, md_text
 from harness.storage.status import BROKEN, OK
 
@@ -126,8 +126,9 @@ def _relative(diff: float, base: float) -> str:
 def compare(
     a: LoadedRun, b: LoadedRun, threshold: float = 0.01, speed_threshold: float = 0.10
 ) -> Comparison:
-    """Compare run ``b`` against run ``a`` (the baseline)."""
-    ca, cb = a.cells.copy(), b.cells.copy()
+    """Compare run ``b`` against run ``a`` (the baseline); with a sweep, variant by variant
+    (each variant of a task compared as a task of its own, ``mqar [hidden_size=32]``)."""
+    ca, cb = _by_unit(a.cells), _by_unit(b.cells)
     keys_a = set(map(tuple, ca[KEY].itertuples(index=False)))
     keys_b = set(map(tuple, cb[KEY].itertuples(index=False)))
     label = "{} × {} seed {}".format
@@ -141,7 +142,7 @@ def compare(
         added=[label(*k) for k in sorted(keys_b - keys_a)],
         removed=[label(*k) for k in sorted(keys_a - keys_b)],
     )
-    metas = {**a.metas, **b.metas}
+    metas = {unit_name(t, v): m for run in (a, b) for t, v, m in run.units}
     quality_rows, speed_rows, cell_rows = [], [], []
     no_interval = relative_used = False
     for task, meta in metas.items():
@@ -214,6 +215,15 @@ def compare(
         if timing.get("unstable"):
             result.notes.append(f"{name}'s speed figures are unstable: {timing['unstable_reason']}")
     return result
+
+
+def _by_unit(cells: pd.DataFrame) -> pd.DataFrame:
+    """The cells with ``task`` naming the task's variant where the run is a sweep."""
+    cells = cells.copy()
+    if "variant" in cells:
+        variants = cells["variant"].astype(object).where(cells["variant"].notna(), "")
+        cells["task"] = [unit_name(t, str(v)) for t, v in zip(cells["task"], variants)]
+    return cells
 
 
 def task_speeds(

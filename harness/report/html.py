@@ -195,8 +195,9 @@ def _speed_notes(board: Leaderboard, timing: dict[str, Any]) -> list[str]:
     if any(c.endswith("_speed_vs_ref") for c in timed):
         against = f"{reference}'s" if reference else "the reference model's"
         notes.append(
-            f"*_speed_vs_ref: speed as a multiple of {against}, from rounds timed side by "
-            "side (ratios survive a machine's drift that absolute figures do not)."
+            f"train/infer/gen x {reference or 'reference'}: speed as a multiple of {against} "
+            "(above 1: faster), from rounds timed side by side (ratios survive a machine's "
+            "drift that absolute figures do not)."
         )
     unstable = bool(timing.get("unstable"))
     if "speed_unstable" in frame:

@@ -443,7 +443,8 @@ def column_group(column: str, meta: TaskMeta) -> str:
     """Which of :data:`GROUPS` a leaderboard column (as :func:`display_table` labels it)
     belongs to."""
     speed_units = (" tokens/s", " steps/s")
-    if column in SPEED or column.endswith(speed_units) or column in _SPEED_EXTRA:
+    relative = column.startswith(("train x ", "infer x ", "gen x "))  # speed vs the reference
+    if column in SPEED or column.endswith(speed_units) or column in _SPEED_EXTRA or relative:
         return "speed"
     if column in _DETAILS:
         return "details"
@@ -475,8 +476,10 @@ def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) ->
     primary = meta.primary_metric
     timed = speed_columns(frame)
     if compact:
-        timed = [c for c in timed if c == "train_throughput"]
+        timed = [c for c in timed if c in ("train_throughput", "train_speed_vs_ref")]
     unstable = "speed_unstable" in frame and frame["speed_unstable"].fillna(0).astype(bool).any()
+    named = frame["speed_reference"].dropna() if "speed_reference" in frame else []
+    reference = str(named.iloc[0]) if len(named) else "reference"
     rows = []
     for _, row in frame.iterrows():
         shown: dict[str, str] = {
@@ -530,6 +533,8 @@ def display_table(frame: pd.DataFrame, meta: TaskMeta, compact: bool = False) ->
         unit = "tokens/s" if meta.input_kind == "tokens" else "steps/s"
         for column in timed:
             label = column.replace("_throughput", f" {unit}") if compact else column
+            if column.endswith("_speed_vs_ref"):  # "train x rnn": a multiple of its speed
+                label = column.replace("_speed_vs_ref", f" x {reference}")
             shown[label] = _fmt_spread(row, column, compact)
         if not compact and "train_seconds" in row and not pd.isna(row.get("train_seconds")):
             shown["train_wall_seconds"] = format_value(
@@ -597,8 +602,8 @@ def speed_text(frame: pd.DataFrame, timing: dict[str, Any], task: str) -> str:
     reference = (timing.get("references") or {}).get(task)
     if reference:
         text += (
-            f" `*_speed_vs_ref`: speed as a multiple of {reference}'s, from rounds timed "
-            "side by side."
+            f" `train x {reference}`, `infer x {reference}`, `gen x {reference}`: speed as a "
+            f"multiple of {reference}'s (above 1: faster), from rounds timed side by side."
         )
     if timing.get("unstable"):
         text += f" Speed is marked unstable: {timing.get('unstable_reason', '')}."

@@ -34,6 +34,9 @@ MAX_LOAD_PER_CORE = 1.0
 #: The reference kernel: a square float32 matrix product of this size, timed in this many
 #: rounds of about :data:`KERNEL_ROUND_S` seconds each.
 KERNEL_SIZE, KERNEL_ROUNDS, KERNEL_ROUND_S = 128, 15, 0.004
+#: Seconds of the kernel run untimed first: a core that was idle runs slower until its clock
+#: speed rises, which is the machine waking up, not moving.
+KERNEL_WARMUP_S = 0.2
 
 
 def load_average() -> list[float] | None:
@@ -79,7 +82,8 @@ def reference_kernel_ms(device: Any, threads: int) -> float:
     a = torch.rand(KERNEL_SIZE, KERNEL_SIZE, generator=generator).to(device)
     b = torch.rand(KERNEL_SIZE, KERNEL_SIZE, generator=generator).to(device)
     with torch_threads(threads):
-        for _ in range(3):  # warm-up
+        warm_until = time.perf_counter() + KERNEL_WARMUP_S  # the clock speed settles first
+        while time.perf_counter() < warm_until:
             a @ b
         synchronize(device)
         started = time.perf_counter()

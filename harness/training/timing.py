@@ -40,7 +40,7 @@ TRAIN_BUDGET_S, INFER_BUDGET_S, GEN_BUDGET_S = 0.08, 0.05, 0.05
 #: steps decoded one at a time (what is left of the sequence after the prefix).
 GEN_PREFIX_MAX, GEN_STEPS_MAX = 32, 16
 #: Bounds on the calibrated number of rounds.
-MIN_ROUNDS, MAX_ROUNDS = 20, 400
+MIN_ROUNDS, MAX_ROUNDS = 16, 400
 #: A round of a sub-millisecond step calls it several times, so each round lasts about this
 #: long and the clock's own cost and jitter stay small beside it.
 MIN_ROUND_S = 0.002

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,21 @@ import pytest
 from harness.plugin_api.manager import load_plugins
 
 HARNESS = [sys.executable, "-m", "harness"]
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers_restored(request):
+    """Put SIGINT and SIGTERM back as they were after each test. A handler left behind (a
+    worker initializer ignoring SIGINT, Ray's driver set-up) leaks into every later test, and
+    a subprocess started with SIGINT ignored ignores Ctrl-C for good (Python keeps SIG_IGN):
+    the Ctrl-C test then sees a run that cannot be interrupted."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        if handler is not None and signal.getsignal(sig) is not handler:
+            with open(os.environ.get("HARNESS_SIGNAL_LEAKS", os.devnull), "a") as log:
+                log.write(f"{request.node.nodeid}: {signal.Signals(sig).name}\n")
+            signal.signal(sig, handler)
 
 
 @pytest.fixture(scope="session")
